@@ -1,0 +1,259 @@
+//! Database access shared by every service: one pool type for both engines, chosen by URL.
+//!
+//! - `mysql://user:pass@host:3306/name` — Cloud SQL for MySQL 8.0 (5.7 accepted) or MariaDB;
+//! - `sqlite://path/to/file.db` — the embedded mode; the file and its folder are created.
+//!
+//! SQL is written once where both engines agree (`?` placeholders, portable types: `BIGINT`,
+//! `VARCHAR`, `TEXT`), and per engine where they do not ([`Engine`] tells which). Migrations live in
+//! one folder per engine and carry the same version numbers, so both engines go through the same
+//! steps. Invariant: a service's pool only ever sees that service's own database.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, Migrator};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
+
+pub use sqlx;
+
+/// Which engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    MySql,
+}
+
+impl Engine {
+    pub fn from_url(url: &str) -> Result<Engine, DbError> {
+        if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Ok(Engine::MySql)
+        } else {
+            Err(DbError::UnsupportedUrl)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database URL must start with sqlite:// or mysql://")]
+    UnsupportedUrl,
+    #[error("database URL is not valid: {0}")]
+    InvalidUrl(String),
+    #[error("database name {0:?} must be 1-64 characters of [A-Za-z0-9_]")]
+    InvalidName(String),
+    #[error("could not create the folder for the SQLite file")]
+    Folder(#[source] std::io::Error),
+    #[error("database error")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Pool limits: a bound on everything (TIGER_STYLE).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolLimits {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        // SQLite serialises writers anyway; MySQL connections are a scarce server resource
+        // (Cloud SQL's max_connections is shared by every replica of every service).
+        PoolLimits { max_connections: 8, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// How long a SQLite writer waits for the lock before giving up (`busy_timeout`).
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// A service's database: the pool plus which engine it runs on.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+impl Db {
+    /// Connects (creating a SQLite file and its folder when absent). The MySQL database must
+    /// exist: [`create_database_if_absent`] makes it.
+    pub async fn connect(url: &str, limits: PoolLimits) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let engine = Engine::from_url(url)?;
+        let url = normalise_url(url, engine)?;
+        let mut options = AnyConnectOptions::from_str(&url)?;
+        options = options.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(limits.max_connections)
+            .acquire_timeout(limits.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        // WAL + synchronous=FULL: a commit is durable once acknowledged.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        let busy = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}");
+                        conn.execute(sqlx::AssertSqlSafe(busy)).await?;
+                    } else {
+                        conn.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'")
+                            .await?;
+                        conn.execute("SET time_zone = '+00:00'").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Db { pool, engine })
+    }
+
+    /// Begins a transaction that will write. On SQLite this is `BEGIN IMMEDIATE`, which takes the
+    /// write lock up front (waiting up to `busy_timeout`) instead of failing with `SQLITE_BUSY`
+    /// when a read lock has to be upgraded; on MySQL it is a plain `BEGIN`.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Engine::MySql => self.pool.begin().await,
+        }
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Readiness: one round trip.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.pool.acquire().await?;
+        conn.ping().await?;
+        Ok(())
+    }
+
+    /// Applies `migrator` (idempotent: applied versions are skipped). On MySQL the migrator holds
+    /// a server-side lock, so concurrent runs serialise. SQLite has no such lock: a concurrent run
+    /// can lose the race on the bookkeeping row, so a failed run is retried once it can see what
+    /// the winner applied.
+    pub async fn migrate(&self, migrator: &Migrator) -> Result<(), DbError> {
+        const ATTEMPTS: u32 = 5;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) if self.engine == Engine::Sqlite && attempt < ATTEMPTS => {
+                    tracing::warn!(error = &e as &dyn std::error::Error, attempt, "migration raced; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// One migrator from several sets (the platform's tables, then the service's). Version numbers
+/// must not overlap: the platform uses 1–999, services 1000 and up.
+pub fn combine_migrations(sets: &[&Migrator]) -> Migrator {
+    let all: Vec<Migration> = sets.iter().flat_map(|m| m.iter().cloned()).collect();
+    Migrator::with_migrations(all)
+}
+
+fn normalise_url(url: &str, engine: Engine) -> Result<String, DbError> {
+    match engine {
+        Engine::MySql => Ok(url.replacen("mariadb:", "mysql:", 1)),
+        Engine::Sqlite => {
+            let path = sqlite_path(url)?;
+            if path != ":memory:" {
+                if let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(DbError::Folder)?;
+                }
+            }
+            if url.contains('?') { Ok(url.to_owned()) } else { Ok(format!("{url}?mode=rwc")) }
+        }
+    }
+}
+
+fn sqlite_path(url: &str) -> Result<String, DbError> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).ok_or(DbError::UnsupportedUrl)?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() {
+        return Err(DbError::InvalidUrl("no SQLite file path".into()));
+    }
+    Ok(path.to_owned())
+}
+
+/// The "SQL table setup" stage's first half: make sure the database exists. For MySQL this
+/// connects to the server without a database and runs `CREATE DATABASE IF NOT EXISTS`, which is
+/// safe to run concurrently; for SQLite, opening the file creates it.
+pub async fn create_database_if_absent(url: &str) -> Result<(), DbError> {
+    sqlx::any::install_default_drivers();
+    match Engine::from_url(url)? {
+        Engine::Sqlite => {
+            let db = Db::connect(url, PoolLimits { max_connections: 1, ..PoolLimits::default() }).await?;
+            db.close().await;
+            Ok(())
+        }
+        Engine::MySql => {
+            let mut parsed = url::Url::parse(&url.replacen("mariadb:", "mysql:", 1))
+                .map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+            let name = parsed.path().trim_start_matches('/').to_owned();
+            if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(DbError::InvalidName(name));
+            }
+            parsed.set_path("");
+            let mut conn = sqlx::MySqlConnection::connect(parsed.as_str()).await?;
+            // The name is checked above against [A-Za-z0-9_], so quoting it is safe.
+            let sql = format!("CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
+            conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+            conn.close().await?;
+            Ok(())
+        }
+    }
+}
+
+/// True when `err` is a unique or primary-key violation (so callers can answer 409, not 500).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_comes_from_the_url_scheme() {
+        assert_eq!(Engine::from_url("sqlite://x.db").ok(), Some(Engine::Sqlite));
+        assert_eq!(Engine::from_url("mysql://u@h/db").ok(), Some(Engine::MySql));
+        assert_eq!(Engine::from_url("mariadb://u@h/db").ok(), Some(Engine::MySql));
+        assert!(Engine::from_url("postgres://u@h/db").is_err());
+        assert!(sqlite_path("sqlite://").is_err());
+        assert_eq!(sqlite_path("sqlite://a/b.db?mode=rwc").ok().as_deref(), Some("a/b.db"));
+    }
+
+    #[tokio::test]
+    async fn sqlite_file_and_folder_are_created_with_durable_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/nested/x.db", dir.path().display());
+        let db = Db::connect(&url, PoolLimits::default()).await.expect("connects");
+        db.ping().await.expect("pings");
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(db.pool()).await.expect("pragma");
+        assert_eq!(mode, "wal");
+        let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(db.pool()).await.expect("pragma");
+        assert_eq!(sync, 2, "synchronous=FULL");
+        assert!(dir.path().join("nested/x.db").exists());
+    }
+}

@@ -1,0 +1,93 @@
+//! Extractors whose rejections are problem+json with stable codes.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::problem::{FieldError, Problem};
+
+/// Longest serde message echoed back in a problem's detail.
+const MAX_DETAIL_CHARS: usize = 300;
+
+fn short(text: String) -> String {
+    if text.chars().count() <= MAX_DETAIL_CHARS {
+        text
+    } else {
+        let mut s: String = text.chars().take(MAX_DETAIL_CHARS).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// `axum::Json` with problem rejections:
+/// wrong or missing `Content-Type` → 415 `unsupported_media_type`; not JSON → 400
+/// `malformed_json`; JSON of the wrong shape (missing field, wrong type, unknown field) → 422
+/// `validation_failed`; over the body limit → 413 `payload_too_large`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> Problem {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => Problem::unsupported_media_type(
+            "unsupported_media_type",
+            "Send the body as JSON with `Content-Type: application/json`.",
+        ),
+        JsonRejection::JsonSyntaxError(e) => Problem::malformed_json(short(e.body_text())),
+        JsonRejection::JsonDataError(e) => {
+            Problem::validation(vec![FieldError::new("body", "invalid_shape", short(e.body_text()))])
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE),
+        other => Problem::bad_request("unreadable_body", short(other.body_text())),
+    }
+}
+
+/// `axum::extract::Query` with a 400 `invalid_query` problem on rejection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> Problem {
+    Problem::bad_request("invalid_query", short(rejection.body_text()))
+}
+
+/// Parses a JSON body already read into memory, with the same problems as [`ApiJson`]: not JSON
+/// → 400 `malformed_json`; wrong shape → 422 `validation_failed`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            Problem::validation(vec![FieldError::new("body", "invalid_shape", short(e.to_string()))])
+        }
+        _ => Problem::malformed_json(short(e.to_string())),
+    })
+}

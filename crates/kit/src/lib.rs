@@ -1,0 +1,258 @@
+//! How a service plugs into the platform.
+//!
+//! A service crate implements [`Service`]: its name, its migrations, and `start`, which gets a
+//! [`ServiceContext`] (its own database, the bus, the bucket, its outbox waker) and returns its
+//! routes and readiness checks. [`Host`] runs one service (`fintech serve`) or all of them
+//! (`fintech up`) the same way: same edge, same routes under `/api/<service>/`, same health
+//! endpoints. Invariant: crates/ hold no business rules; services never share a database.
+
+pub mod settings;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use axum::Router;
+use axum::routing::get;
+use fintech_config::ConfigSource;
+use fintech_db::sqlx::migrate::Migrator;
+use fintech_db::{Db, Engine, PoolLimits};
+use fintech_events::EventBus;
+use fintech_events::outbox::{OutboxRelay, RelayConfig};
+use fintech_http::health::{ReadinessCheck, health_router};
+use fintech_http::middleware::{EdgeSettings, apply_edge};
+use fintech_storage::ObjectStore;
+use fintech_telemetry::Metrics;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use settings::{DatabaseSettings, HttpSettings, PlatformSettings};
+
+/// What a service gets from the platform.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    pub db: Db,
+    pub bus: Arc<dyn EventBus>,
+    pub store: Arc<dyn ObjectStore>,
+    pub config: ConfigSource,
+    /// Private folder for this service's local files (keys, tokens) in the data dir.
+    pub data_dir: PathBuf,
+    /// Wake the outbox relay after committing staged events.
+    pub outbox_waker: Arc<Notify>,
+    pub shutdown: CancellationToken,
+}
+
+impl ServiceContext {
+    /// Call after a commit that staged events, so they leave without waiting for the next poll.
+    pub fn events_committed(&self) {
+        self.outbox_waker.notify_one();
+    }
+}
+
+/// What a started service hands back.
+#[derive(Default)]
+pub struct Started {
+    /// Routes relative to `/api/<service>` (e.g. `/v1/requests`).
+    pub router: Router,
+    /// Extra readiness checks; the database check is added by the host.
+    pub checks: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started").field("checks", &self.checks.len()).finish_non_exhaustive()
+    }
+}
+
+/// A service of the platform.
+#[async_trait]
+pub trait Service: Send + Sync {
+    /// The service's name as in URLs and images: `contact-us`.
+    fn name(&self) -> &'static str;
+    /// Its migrations for `engine` (the platform's tables are added by the host).
+    fn migrations(&self, engine: Engine) -> &'static Migrator;
+    /// Its OpenAPI document, with full paths (`/api/contact-us/v1/...`).
+    fn openapi(&self) -> utoipa::openapi::OpenApi;
+    /// Builds the routes; may spawn background work that stops on `ctx.shutdown`.
+    async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started>;
+}
+
+/// The configuration key of a service: `contact-us` → `contact_us`.
+pub fn config_key(service: &str) -> String {
+    service.replace('-', "_")
+}
+
+/// The full migrator of a service on `engine`: the platform's tables, then the service's.
+pub fn migrator_for(service: &dyn Service, engine: Engine) -> Migrator {
+    let platform = match engine {
+        Engine::Sqlite => &fintech_events::SQLITE_MIGRATIONS,
+        Engine::MySql => &fintech_events::MYSQL_MIGRATIONS,
+    };
+    fintech_db::combine_migrations(&[platform, service.migrations(engine)])
+}
+
+/// Creates the database if absent and applies every migration: the "SQL table setup" stage.
+pub async fn migrate(service: &dyn Service, url: &str) -> anyhow::Result<()> {
+    fintech_db::create_database_if_absent(url)
+        .await
+        .with_context(|| format!("creating the database of {}", service.name()))?;
+    let db = Db::connect(url, PoolLimits { max_connections: 2, ..PoolLimits::default() })
+        .await
+        .with_context(|| format!("connecting to the database of {}", service.name()))?;
+    let result = db.migrate(&migrator_for(service, db.engine())).await;
+    db.close().await;
+    result.with_context(|| format!("migrating {}", service.name()))
+}
+
+struct DbCheck {
+    name: String,
+    db: Db,
+}
+
+#[async_trait]
+impl ReadinessCheck for DbCheck {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.db.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+struct StoreCheck(Arc<dyn ObjectStore>);
+
+#[async_trait]
+impl ReadinessCheck for StoreCheck {
+    fn name(&self) -> &str {
+        "bucket"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.check().await.map_err(|e| e.to_string())
+    }
+}
+
+/// Shared resources of one process.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub settings: PlatformSettings,
+    pub config: ConfigSource,
+    pub bus: Arc<dyn EventBus>,
+    pub store: Arc<dyn ObjectStore>,
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+    pub data_dir: PathBuf,
+}
+
+/// A running set of services: the router to serve and what to close at the end.
+#[derive(Debug)]
+pub struct RunningApp {
+    pub router: Router,
+    dbs: Vec<Db>,
+    relays: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningApp {
+    /// Waits for the relays (they stop on the shutdown token) and closes the pools.
+    pub async fn close(self) {
+        for relay in self.relays {
+            let _ = relay.await;
+        }
+        for db in self.dbs {
+            db.close().await;
+        }
+    }
+}
+
+impl Host {
+    /// The embedded mode's resources: in-process bus (dead letters in `<data>/dead-letters`),
+    /// the bucket as `<data>/bucket`.
+    pub fn embedded(
+        config: ConfigSource,
+        settings: PlatformSettings,
+        data_dir: PathBuf,
+        shutdown: CancellationToken,
+    ) -> Host {
+        let dead_letters = fintech_events::memory::FileDeadLetters::new(data_dir.join("dead-letters"));
+        Host {
+            settings,
+            config,
+            bus: Arc::new(fintech_events::memory::InProcessBus::new(Arc::new(dead_letters))),
+            store: Arc::new(fintech_storage::LocalFolderStore::new(data_dir.join("bucket"))),
+            metrics: Metrics::new(),
+            shutdown,
+            data_dir,
+        }
+    }
+
+    /// The database URL of `service`: `database.<service>.url`, else a SQLite file in the data dir.
+    pub fn database_url(&self, service: &str) -> String {
+        self.settings
+            .databases
+            .get(&config_key(service))
+            .and_then(|d| d.url.as_ref())
+            .map(|u| u.expose().clone())
+            .unwrap_or_else(|| format!("sqlite://{}/{service}.db", self.data_dir.display()))
+    }
+
+    /// Connects, migrates and starts `services`, and builds the router serving them all.
+    pub async fn start(&self, services: &[&dyn Service]) -> anyhow::Result<RunningApp> {
+        let mut api = Router::new();
+        let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(StoreCheck(Arc::clone(&self.store)))];
+        let mut dbs = Vec::new();
+        let mut relays = Vec::new();
+        let mut seen = HashMap::new();
+        for service in services {
+            let name = service.name();
+            if seen.insert(name, ()).is_some() {
+                anyhow::bail!("service {name} is listed twice");
+            }
+            let url = self.database_url(name);
+            let limits = self.settings.databases.get(&config_key(name)).map_or_else(PoolLimits::default, |d| {
+                PoolLimits { max_connections: d.max_connections, ..PoolLimits::default() }
+            });
+            let db =
+                Db::connect(&url, limits).await.with_context(|| format!("connecting to the database of {name}"))?;
+            if self.settings.migrations.on_start {
+                db.migrate(&migrator_for(*service, db.engine())).await.with_context(|| format!("migrating {name}"))?;
+            }
+            let relay = OutboxRelay::new(db.clone(), Arc::clone(&self.bus), RelayConfig::default());
+            let ctx = ServiceContext {
+                db: db.clone(),
+                bus: Arc::clone(&self.bus),
+                store: Arc::clone(&self.store),
+                config: self.config.clone(),
+                data_dir: self.data_dir.join(name),
+                outbox_waker: relay.waker(),
+                shutdown: self.shutdown.clone(),
+            };
+            relays.push(tokio::spawn(relay.run(self.shutdown.clone())));
+            let started = service.start(ctx).await.with_context(|| format!("starting {name}"))?;
+            let doc = Arc::new(service.openapi());
+            let service_router = started.router.route(
+                "/openapi.json",
+                get(move || {
+                    let doc = Arc::clone(&doc);
+                    async move { axum::Json(doc.as_ref().clone()) }
+                }),
+            );
+            api = api.nest(&format!("/api/{name}"), service_router);
+            checks.push(Arc::new(DbCheck { name: format!("{name}.database"), db: db.clone() }));
+            checks.extend(started.checks);
+            dbs.push(db);
+        }
+        let router = api.merge(health_router(checks, self.metrics.clone()));
+        let router = apply_edge(
+            router,
+            EdgeSettings {
+                request_timeout: Duration::from_millis(self.settings.http.request_timeout_ms),
+                body_limit_bytes: self.settings.http.body_limit_bytes,
+                project_id: self.settings.gcp.project_id.clone(),
+                metrics: self.metrics.clone(),
+            },
+        );
+        Ok(RunningApp { router, dbs, relays })
+    }
+}

@@ -1,0 +1,154 @@
+//! The platform's own configuration sections (see docs/reference/configuration.md).
+
+use std::collections::HashMap;
+
+use fintech_config::{ConfigError, ConfigSource, Secret, Validate, check_range};
+use serde::Deserialize;
+
+/// `http.*` — `FINTECH_HTTP__PORT`, `FINTECH_HTTP__BIND`, ...
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to bind. `127.0.0.1` on a workstation; containers set `0.0.0.0`.
+    pub bind: String,
+    pub port: u16,
+    /// Whole-request deadline.
+    pub request_timeout_ms: u64,
+    /// Body limit of routes that set none of their own.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may run after SIGTERM (Kubernetes waits 30 s by default).
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            bind: "127.0.0.1".into(),
+            port: 8080,
+            request_timeout_ms: 10_000,
+            body_limit_bytes: 64 * 1024,
+            shutdown_grace_ms: 20_000,
+        }
+    }
+}
+
+impl Validate for HttpSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if self.bind.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::invalid(format!("{prefix}.bind"), "must be an IP address such as 127.0.0.1"));
+        }
+        check_range(prefix, "request_timeout_ms", self.request_timeout_ms, 100, 300_000)?;
+        check_range(prefix, "body_limit_bytes", self.body_limit_bytes, 1024, 64 * 1024 * 1024)?;
+        check_range(prefix, "shutdown_grace_ms", self.shutdown_grace_ms, 0, 120_000)
+    }
+}
+
+/// `log.*`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `RUST_LOG` syntax: `info`, `info,sqlx=warn`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { level: "info,sqlx=warn".into() }
+    }
+}
+
+impl Validate for LogSettings {
+    fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// `gcp.*`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcpSettings {
+    /// Project id, used to write trace ids in the form Cloud Logging links.
+    pub project_id: Option<String>,
+}
+
+impl Validate for GcpSettings {
+    fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// `database.<service>.*` — e.g. `FINTECH_DATABASE__CONTACT_US__URL=mysql://...`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Holds the password, so it is a secret.
+    pub url: Option<Secret<String>>,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings { url: None, max_connections: 8 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+struct Databases(HashMap<String, DatabaseSettings>);
+
+impl Validate for Databases {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        for (service, db) in &self.0 {
+            let p = format!("{prefix}.{service}");
+            check_range(&p, "max_connections", db.max_connections, 1, 256)?;
+            if let Some(url) = &db.url {
+                fintech_db::Engine::from_url(url.expose())
+                    .map_err(|e| ConfigError::invalid(format!("{p}.url"), e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything the host reads.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformSettings {
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub gcp: GcpSettings,
+    pub databases: HashMap<String, DatabaseSettings>,
+    pub migrations: MigrationSettings,
+}
+
+/// `migrations.*`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MigrationSettings {
+    /// Apply migrations at start (the embedded default). Distributed deployments run
+    /// `fintech migrate` as a Job instead and set `FINTECH_MIGRATIONS__ON_START=false`.
+    pub on_start: bool,
+}
+
+impl Default for MigrationSettings {
+    fn default() -> Self {
+        MigrationSettings { on_start: true }
+    }
+}
+
+impl Validate for MigrationSettings {
+    fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+impl PlatformSettings {
+    pub fn load(source: &ConfigSource) -> Result<Self, ConfigError> {
+        Ok(PlatformSettings {
+            http: source.section("http")?,
+            log: source.section("log")?,
+            gcp: source.section("gcp")?,
+            databases: source.section::<Databases>("database")?.0,
+            migrations: source.section("migrations")?,
+        })
+    }
+}

@@ -1,0 +1,150 @@
+//! Real servers for tests.
+//!
+//! Each test process starts at most one private MariaDB on a free 127.0.0.1 port in a temporary
+//! folder; every test gets its own database in it. The server runs under a small watchdog that
+//! stops it by pid (and removes its folder) as soon as the test process exits, however it exits.
+//! A missing server binary is a failure with instructions, never a silent skip.
+
+#![allow(clippy::unwrap_used)] // Test support: a failure here should stop the test loudly.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound then released; the caller binds it next).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Finds a server binary on PATH or in the sbin folders, or panics with how to install it.
+pub fn require_binary(name: &str, package: &str) -> PathBuf {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    for dir in candidates {
+        let path = dir.join(name);
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!(
+        "`{name}` is not installed: these tests need a real server. Install it with \
+         `apt-get install -y {package}` (scripts/test.sh does this)."
+    );
+}
+
+/// A private MariaDB server for this test process.
+#[derive(Debug)]
+pub struct MariaDb {
+    port: u16,
+    dir: PathBuf,
+}
+
+static MARIADB: OnceLock<MariaDb> = OnceLock::new();
+
+const APP_USER: &str = "app";
+const APP_PASSWORD: &str = "app-test-password";
+
+impl MariaDb {
+    /// The process's server, started on first use.
+    pub fn shared() -> &'static MariaDb {
+        MARIADB.get_or_init(MariaDb::start)
+    }
+
+    fn start() -> MariaDb {
+        let mariadbd = require_binary("mariadbd", "mariadb-server");
+        let install_db = require_binary("mariadb-install-db", "mariadb-server");
+        // The folder outlives this function: the watchdog removes it after stopping the server.
+        let dir = tempfile::Builder::new().prefix("fintech-mariadb-").tempdir().unwrap().keep();
+        let data = dir.join("data");
+        let out = Command::new(&install_db)
+            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--datadir={}", data.display()))
+            .output()
+            .expect("run mariadb-install-db");
+        assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
+
+        let port = free_port();
+        let socket = dir.join("sock");
+        let server = format!(
+            "{} --no-defaults --datadir={} --port={port} --bind-address=127.0.0.1 --socket={} --user=root \
+             --pid-file={} --log-error={} --skip-name-resolve --skip-log-bin \
+             --innodb-buffer-pool-size=128M --innodb-flush-log-at-trx-commit=1 --max-connections=500",
+            mariadbd.display(),
+            data.display(),
+            socket.display(),
+            dir.join("mariadbd.pid").display(),
+            dir.join("error.log").display(),
+        );
+        // Watchdog: stop the server by pid once this test process is gone, then clean up.
+        let script = format!(
+            "{server} & child=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
+             kill $child 2>/dev/null; wait $child; rm -rf '{dir}'",
+            parent = std::process::id(),
+            dir = dir.display(),
+        );
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+                panic!("MariaDB did not start within 60 s:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Drop the anonymous users install-db creates (they shadow 'app'@'%' logins), then add
+        // the application's user.
+        let sql = format!(
+            "DELETE FROM mysql.global_priv WHERE User=''; FLUSH PRIVILEGES; \
+             CREATE USER '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}'; \
+             GRANT ALL PRIVILEGES ON *.* TO '{APP_USER}'@'%'; FLUSH PRIVILEGES;"
+        );
+        run_sql(&socket, &sql);
+        MariaDb { port, dir }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// URL of a database that does not exist yet, unique to the caller.
+    pub fn fresh_database_url(&self) -> String {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// URL of the server with no database selected.
+    pub fn server_url(&self) -> String {
+        format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}", self.port)
+    }
+}
+
+fn run_sql(socket: &Path, sql: &str) {
+    let client = require_binary("mariadb", "mariadb-client");
+    let out = Command::new(client)
+        .args(["--no-defaults", "--protocol=socket", "-uroot"])
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-e", sql])
+        .output()
+        .expect("run the mariadb client");
+    assert!(out.status.success(), "bootstrap SQL failed: {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,54 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "fintech", version, about = "FINTECH platform: run services and the delivery pipeline's stages")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Port to listen on (overrides `http.port`); 0 picks a free one.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Folder for SQLite files, the bucket, dead letters and local keys.
+    #[arg(long, env = "FINTECH_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Optional TOML configuration file; environment variables `FINTECH_*` override it.
+    #[arg(long, env = "FINTECH_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every service in one process on one port (the embedded mode).
+    Up(RunArgs),
+    /// Run one service (what a container runs).
+    Serve {
+        /// Service name, e.g. contact-us.
+        service: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Create a service's database if absent and apply its migrations (idempotent).
+    Migrate {
+        /// Service name, or `all`.
+        service: String,
+        /// Database URL. With `all`, `{service}` in it is replaced by each service's key
+        /// (`mysql://u:p@host/{service}` → database `contact_us`). Defaults to the configured
+        /// `database.<service>.url`, else the SQLite file in the data dir.
+        #[arg(long, env = "FINTECH_MIGRATE_DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(long, env = "FINTECH_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long, env = "FINTECH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// List the services this binary contains.
+    Services,
+}

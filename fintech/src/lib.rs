@@ -1,0 +1,101 @@
+//! The `fintech` binary's commands.
+
+pub mod cli;
+pub mod services;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use fintech_config::ConfigSource;
+use fintech_kit::{Host, PlatformSettings, Service, config_key};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, RunArgs};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => run_services(services::SERVICES, args, "fintech").await,
+        Command::Serve { service, run } => {
+            let service = services::find(&service)?;
+            run_services(&[service], run, service.name()).await
+        }
+        Command::Migrate { service, database_url, data_dir, config } => {
+            let source = ConfigSource::load(config.as_deref())?;
+            let settings = PlatformSettings::load(&source)?;
+            fintech_telemetry::init("fintech-migrate", &settings.log.level);
+            let targets: Vec<&dyn Service> =
+                if service == "all" { services::SERVICES.to_vec() } else { vec![services::find(&service)?] };
+            for target in targets {
+                let url = match &database_url {
+                    Some(u) => u.replace("{service}", &config_key(target.name())),
+                    None => {
+                        let host = Host::embedded(
+                            source.clone(),
+                            settings.clone(),
+                            data_dir.clone(),
+                            CancellationToken::new(),
+                        );
+                        host.database_url(target.name())
+                    }
+                };
+                let started = Instant::now();
+                fintech_kit::migrate(target, &url).await?;
+                tracing::info!(
+                    service = target.name(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "database migrated"
+                );
+            }
+            Ok(())
+        }
+        Command::Services => {
+            for s in services::SERVICES {
+                println!("{}", s.name());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn run_services(services: &[&dyn Service], args: RunArgs, log_name: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let source = ConfigSource::load(args.config.as_deref())?;
+    let mut settings = PlatformSettings::load(&source)?;
+    if let Some(port) = args.port {
+        settings.http.port = port;
+    }
+    fintech_telemetry::init(log_name, &settings.log.level);
+
+    let shutdown = CancellationToken::new();
+    fintech_http::server::cancel_on_signals(shutdown.clone());
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating the data folder {}", args.data_dir.display()))?;
+    let host = Host::embedded(source, settings.clone(), args.data_dir.clone(), shutdown.clone());
+    let app = host.start(services).await?;
+
+    let addr = std::net::SocketAddr::new(settings.http.bind.parse().context("http.bind")?, settings.http.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr} (is another process using the port? pick one with --port)"))?;
+    let local = listener.local_addr()?;
+    let names: Vec<_> = services.iter().map(|s| s.name()).collect();
+    tracing::info!(
+        address = %format!("http://{local}"),
+        services = %names.join(","),
+        data_dir = %args.data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "listening"
+    );
+    fintech_http::server::serve(
+        listener,
+        app.router.clone(),
+        shutdown.clone(),
+        Duration::from_millis(settings.http.shutdown_grace_ms),
+    )
+    .await
+    .context("serving HTTP")?;
+    shutdown.cancel();
+    app.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! Every service of the platform. Adding a service to `fintech up` and `fintech serve` is one
+//! line here.
+
+use fintech_kit::Service;
+
+pub static SERVICES: &[&dyn Service] = &[&fintech_contact_us::ContactUs];
+
+/// The service called `name`, or an error listing the known ones.
+pub fn find(name: &str) -> anyhow::Result<&'static dyn Service> {
+    SERVICES.iter().copied().find(|s| s.name() == name).ok_or_else(|| {
+        let known: Vec<_> = SERVICES.iter().map(|s| s.name()).collect();
+        anyhow::anyhow!("unknown service {name:?}; known services: {}", known.join(", "))
+    })
+}
