@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need on a fresh Debian machine (as root), then runs
+# every check CI runs. Safe to run again: installed things are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+
+# --- Packages -------------------------------------------------------------------------------
+apt_packages=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  step "apt-get install ${apt_packages[*]}"
+  # Install server packages without starting their system services: tests start their own.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=no
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created_policy=yes
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  [ "$created_policy" = yes ] && rm -f "$policy"
+fi
+
+for component in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
+    step "rustup component add ${component}"
+    rustup component add "${component}"
+  fi
+done
+
+# --- Checks ---------------------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (real MariaDB servers are started by the tests themselves)"
+cargo test --workspace --locked
+
+step "all checks passed in $(( $(date +%s) - started )) s"
