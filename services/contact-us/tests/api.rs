@@ -88,10 +88,7 @@ impl TestApp {
     fn stored_objects(&self) -> usize {
         fn walk(dir: &std::path::Path) -> usize {
             std::fs::read_dir(dir).map_or(0, |entries| {
-                entries
-                    .flatten()
-                    .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
-                    .sum()
+                entries.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()
             })
         }
         walk(&self.data_dir.join("bucket/objects"))
@@ -159,7 +156,8 @@ async fn created_then_read_by_staff(backend: Backend) {
     assert_eq!(got["message"], "Hello,\nmy card was declined.");
 
     // The event left through the outbox, in the same transaction as the row.
-    let row = sqlx::query("SELECT event_type, ordering_key, payload FROM outbox").fetch_one(app.db.pool()).await.unwrap();
+    let row =
+        sqlx::query("SELECT event_type, ordering_key, payload FROM outbox").fetch_one(app.db.pool()).await.unwrap();
     assert_eq!(row.try_get::<String, _>("event_type").unwrap(), "contact.requested");
     assert_eq!(row.try_get::<String, _>("ordering_key").unwrap(), id);
     let payload: Value = serde_json::from_str(&row.try_get::<String, _>("payload").unwrap()).unwrap();
@@ -194,7 +192,8 @@ async fn attachment_is_stored_and_downloadable(backend: Backend) {
     assert_eq!(app.stored_objects(), 1);
 
     let id = created["id"].as_str().unwrap();
-    let resp = app.http.get(app.url(&format!("/v1/requests/{id}/attachment"))).bearer_auth(STAFF_TOKEN).send().await.unwrap();
+    let resp =
+        app.http.get(app.url(&format!("/v1/requests/{id}/attachment"))).bearer_auth(STAFF_TOKEN).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "application/pdf");
     assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"scan.pdf\"");
@@ -218,18 +217,22 @@ async fn bad_input_changes_nothing(backend: Backend) {
     let mut v = valid();
 
     // Missing and invalid fields: 422 with every field named.
-    let body = assert_problem(app.post_json(&json!({})).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "empty").await;
+    let body =
+        assert_problem(app.post_json(&json!({})).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "empty")
+            .await;
     let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["name", "subject", "message", "email"]);
     v["email"] = json!("not-an-email");
-    let body = assert_problem(app.post_json(&v).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "email").await;
+    let body =
+        assert_problem(app.post_json(&v).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "email").await;
     assert_eq!(body["errors"][0]["code"], "invalid_email");
     v = valid();
     v["message"] = json!("x".repeat(10_001));
     assert_problem(app.post_json(&v).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "long").await;
     v = valid();
     v["role"] = json!("admin");
-    assert_problem(app.post_json(&v).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "mass assignment").await;
+    assert_problem(app.post_json(&v).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "mass assignment")
+        .await;
     v = valid();
     v["name"] = json!(42);
     assert_problem(app.post_json(&v).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "type").await;
@@ -293,7 +296,12 @@ async fn bad_input_changes_nothing(backend: Backend) {
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found", "bad id").await;
     let resp = staff_get(format!("/v1/requests/{}", uuid::Uuid::now_v7())).await.unwrap();
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found", "unknown id").await;
-    for (query, code) in [("limit=0", "invalid_query"), ("limit=abc", "invalid_query"), ("cursor=x", "invalid_cursor"), ("evil=1", "invalid_query")] {
+    for (query, code) in [
+        ("limit=0", "invalid_query"),
+        ("limit=abc", "invalid_query"),
+        ("cursor=x", "invalid_cursor"),
+        ("evil=1", "invalid_query"),
+    ] {
         let resp = staff_get(format!("/v1/requests?{query}")).await.unwrap();
         assert_problem(resp, StatusCode::BAD_REQUEST, code, query).await;
     }

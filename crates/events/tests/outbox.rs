@@ -1,0 +1,204 @@
+//! The outbox relay is killed and restarted mid-stream while acknowledgements get lost, and
+//! every event still has exactly one effect, in per-key order. On SQLite and on a real MariaDB.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use fintech_db::sqlx::{self, Row};
+use fintech_db::{Db, Engine, PoolLimits};
+use fintech_events::memory::{InProcessBus, MemoryDeadLetters};
+use fintech_events::outbox::{OutboxRelay, RelayConfig, stage};
+use fintech_events::{BusError, EventBus, EventEnvelope, EventHandler, HandlerError, RetryPolicy, Subscription, inbox};
+use tokio_util::sync::CancellationToken;
+
+const TOPIC: &str = "orders.events";
+const KEYS: usize = 8;
+const EVENTS: usize = 600;
+
+/// Delivers, then "loses" every third acknowledgement, so the relay publishes those rows again.
+#[derive(Debug)]
+struct LossyAckBus {
+    inner: InProcessBus,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl EventBus for LossyAckBus {
+    async fn publish(&self, topic: &str, events: &[EventEnvelope]) -> Result<(), BusError> {
+        self.inner.publish(topic, events).await?;
+        if self.calls.fetch_add(1, Ordering::SeqCst) % 3 == 2 {
+            return Err(BusError::Transport("acknowledgement lost".into()));
+        }
+        Ok(())
+    }
+    async fn subscribe(&self, s: Subscription, h: Arc<dyn EventHandler>) -> Result<(), BusError> {
+        self.inner.subscribe(s, h).await
+    }
+}
+
+/// The consumer's effect: a row per event, written with the inbox claim in one transaction.
+struct Effects {
+    db: Db,
+    deliveries: AtomicUsize,
+}
+
+#[async_trait]
+impl EventHandler for Effects {
+    async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
+        self.deliveries.fetch_add(1, Ordering::SeqCst);
+        let mut tx = self.db.begin_write().await.map_err(HandlerError::new)?;
+        if !inbox::claim(&mut tx, self.db.engine(), "effects", &event.id).await.map_err(HandlerError::new)? {
+            tx.commit().await.map_err(HandlerError::new)?;
+            return Ok(());
+        }
+        sqlx::query("INSERT INTO effects (event_id, k, n) VALUES (?, ?, ?)")
+            .bind(&event.id)
+            .bind(&event.ordering_key)
+            .bind(event.data["n"].as_i64().unwrap_or(-1))
+            .execute(&mut *tx)
+            .await
+            .map_err(HandlerError::new)?;
+        tx.commit().await.map_err(HandlerError::new)
+    }
+}
+
+async fn database(engine: Engine) -> (Db, Option<tempfile::TempDir>) {
+    let (url, dir) = match engine {
+        Engine::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            (format!("sqlite://{}/events.db", dir.path().display()), Some(dir))
+        }
+        Engine::MySql => (fintech_testkit::MariaDb::shared().fresh_database_url(), None),
+    };
+    fintech_db::create_database_if_absent(&url).await.unwrap();
+    let db = Db::connect(&url, PoolLimits { max_connections: 8, ..PoolLimits::default() }).await.unwrap();
+    let (platform, effects) = match engine {
+        Engine::Sqlite => (
+            &fintech_events::SQLITE_MIGRATIONS,
+            "CREATE TABLE effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, k TEXT NOT NULL, n BIGINT NOT NULL)",
+        ),
+        Engine::MySql => (
+            &fintech_events::MYSQL_MIGRATIONS,
+            "CREATE TABLE effects (seq BIGINT AUTO_INCREMENT PRIMARY KEY, event_id VARCHAR(64) NOT NULL, k VARCHAR(64) NOT NULL, n BIGINT NOT NULL)",
+        ),
+    };
+    db.migrate(platform).await.unwrap();
+    sqlx::query(effects).execute(db.pool()).await.unwrap();
+    (db, dir)
+}
+
+async fn scalar(db: &Db, sql: &'static str) -> i64 {
+    sqlx::query(sql).fetch_one(db.pool()).await.unwrap().try_get::<i64, _>(0).unwrap()
+}
+
+/// Stages events `range` in transactions of three, like services do after a business write.
+async fn produce(db: Db, range: std::ops::Range<usize>) {
+    let ids: Vec<usize> = range.collect();
+    for chunk in ids.chunks(3) {
+        let mut tx = db.begin_write().await.unwrap();
+        for &n in chunk {
+            let event =
+                EventEnvelope::new("order.changed", "orders", format!("k{}", n % KEYS), serde_json::json!({ "n": n }));
+            stage(&mut tx, TOPIC, &event).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+}
+
+async fn relay_killed_and_restarted_mid_stream(engine: Engine) {
+    let (db, _dir) = database(engine).await;
+    let dead = MemoryDeadLetters::default();
+    let bus = Arc::new(LossyAckBus { inner: InProcessBus::new(Arc::new(dead.clone())), calls: AtomicUsize::new(0) });
+    let effects = Arc::new(Effects { db: db.clone(), deliveries: AtomicUsize::new(0) });
+    let retry = RetryPolicy {
+        max_attempts: 20,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+    };
+    bus.subscribe(Subscription { name: "effects".into(), topic: TOPIC.into(), retry }, effects.clone()).await.unwrap();
+
+    let config = RelayConfig {
+        batch_size: 25,
+        idle_poll: Duration::from_millis(10),
+        lease: Duration::from_millis(300),
+        max_backoff: Duration::from_millis(40),
+        ..RelayConfig::default()
+    };
+    produce(db.clone(), 0..EVENTS / 2).await;
+    let producer = tokio::spawn(produce(db.clone(), EVENTS / 2..EVENTS));
+
+    // First relay: killed (aborted at whatever await it is in) once part of the stream is through.
+    let first = tokio::spawn(OutboxRelay::new(db.clone(), bus.clone(), config.clone()).run(CancellationToken::new()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar(&db, "SELECT COUNT(*) FROM effects").await < 150 {
+        assert!(Instant::now() < deadline, "the first relay made no progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.abort();
+    let _ = first.await;
+    let after_kill = scalar(&db, "SELECT COUNT(*) FROM effects").await;
+    assert!(after_kill < EVENTS as i64, "the kill happened mid-stream ({after_kill} effects)");
+
+    // Second relay: a new owner, so it must wait for the dead relay's lease to expire.
+    let stop = CancellationToken::new();
+    let second = tokio::spawn(OutboxRelay::new(db.clone(), bus.clone(), config).run(stop.clone()));
+    producer.await.unwrap();
+    loop {
+        let pending = scalar(&db, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await;
+        let done = scalar(&db, "SELECT COUNT(*) FROM effects").await;
+        if pending == 0 && done >= EVENTS as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not drained: {pending} unpublished, {done} effects");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    second.await.unwrap();
+
+    // Exactly one effect per event...
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM effects").await, EVENTS as i64);
+    assert_eq!(scalar(&db, "SELECT COUNT(DISTINCT event_id) FROM effects").await, EVENTS as i64);
+    assert!(dead.all().is_empty());
+    // ...although some were delivered more than once (the lost acks and the kill)...
+    let deliveries = effects.deliveries.load(Ordering::SeqCst);
+    assert!(deliveries > EVENTS, "redeliveries happened and were absorbed: {deliveries} deliveries");
+    // ...and in per-key order.
+    let rows = sqlx::query("SELECT k, n FROM effects ORDER BY seq").fetch_all(db.pool()).await.unwrap();
+    let mut last = vec![-1i64; KEYS];
+    for row in rows {
+        let k: String = row.try_get("k").unwrap();
+        let n: i64 = row.try_get("n").unwrap();
+        let key: usize = k[1..].parse().unwrap();
+        assert!(n > last[key], "key {k}: {n} came after {}", last[key]);
+        last[key] = n;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_relay_killed_and_restarted_mid_stream() {
+    relay_killed_and_restarted_mid_stream(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_relay_killed_and_restarted_mid_stream() {
+    relay_killed_and_restarted_mid_stream(Engine::MySql).await;
+}
+
+#[tokio::test]
+async fn only_one_relay_holds_the_lease() {
+    let (db, _dir) = database(Engine::Sqlite).await;
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::new(Arc::new(MemoryDeadLetters::default())));
+    let config = RelayConfig { lease: Duration::from_millis(200), ..RelayConfig::default() };
+    let a = OutboxRelay::new(db.clone(), bus.clone(), config.clone());
+    let b = OutboxRelay::new(db.clone(), bus, config);
+    assert!(a.acquire_lease().await.unwrap());
+    assert!(a.acquire_lease().await.unwrap(), "the holder renews");
+    assert!(!b.acquire_lease().await.unwrap(), "a second relay waits");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(b.acquire_lease().await.unwrap(), "an expired lease is taken over");
+    assert!(!a.acquire_lease().await.unwrap());
+}
