@@ -49,6 +49,8 @@ pub enum DbError {
     Folder(#[source] std::io::Error),
     #[error("database error")]
     Sqlx(#[from] sqlx::Error),
+    #[error("another migration held the database's migration lock for {MIGRATION_LOCK_WAIT_S} s")]
+    MigrationLocked,
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -67,6 +69,9 @@ impl Default for PoolLimits {
         PoolLimits { max_connections: 8, acquire_timeout: Duration::from_secs(5) }
     }
 }
+
+/// How long a MySQL migration waits for another one to finish.
+pub const MIGRATION_LOCK_WAIT_S: i64 = 120;
 
 /// How long a SQLite writer waits for the lock before giving up (`busy_timeout`).
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
@@ -137,22 +142,44 @@ impl Db {
         Ok(())
     }
 
-    /// Applies `migrator` (idempotent: applied versions are skipped). On MySQL the migrator holds
-    /// a server-side lock, so concurrent runs serialise. SQLite has no such lock: a concurrent run
-    /// can lose the race on the bookkeeping row, so a failed run is retried once it can see what
-    /// the winner applied.
+    /// Applies `migrator` (idempotent: applied versions are skipped), safe to run concurrently.
+    ///
+    /// MySQL: the run holds a named server lock (`GET_LOCK`) on its own connection, waiting up to
+    /// [`MIGRATION_LOCK_WAIT_S`]; sqlx's own lock ignores a `GET_LOCK` that did not succeed, so we
+    /// check ours. SQLite has no such lock: a concurrent run can lose the race on the bookkeeping
+    /// row, so a failed run is retried once it can see what the winner applied.
     pub async fn migrate(&self, migrator: &Migrator) -> Result<(), DbError> {
-        const ATTEMPTS: u32 = 5;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match migrator.run(&self.pool).await {
-                Ok(()) => return Ok(()),
-                Err(e) if self.engine == Engine::Sqlite && attempt < ATTEMPTS => {
-                    tracing::warn!(error = &e as &dyn std::error::Error, attempt, "migration raced; retrying");
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+        match self.engine {
+            Engine::MySql => {
+                let mut conn = self.pool.acquire().await?;
+                let (locked,): (Option<i64>,) =
+                    sqlx::query_as("SELECT CAST(GET_LOCK(CONCAT('fintech_migrate_', DATABASE()), ?) AS SIGNED)")
+                        .bind(MIGRATION_LOCK_WAIT_S)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if locked != Some(1) {
+                    return Err(DbError::MigrationLocked);
                 }
-                Err(e) => return Err(e.into()),
+                let result = migrator.run(&mut *conn).await;
+                let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('fintech_migrate_', DATABASE()))")
+                    .execute(&mut *conn)
+                    .await;
+                Ok(result?)
+            }
+            Engine::Sqlite => {
+                const ATTEMPTS: u32 = 5;
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match migrator.run(&self.pool).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) if attempt < ATTEMPTS => {
+                            tracing::warn!(error = &e as &dyn std::error::Error, attempt, "migration raced; retrying");
+                            tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,190 @@
+//! The `fintech` binary as a user runs it: `up`, `migrate`, configuration errors.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn fintech() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fintech"));
+    // Nothing from the developer's environment leaks into the test.
+    cmd.env_clear().stdin(Stdio::null());
+    cmd
+}
+
+/// Starts `fintech up` and waits for its "listening" line; returns the child, its base URL, the
+/// startup time and the receiver of the remaining stdout lines.
+fn start_up(data_dir: &std::path::Path) -> (Child, String, Duration, mpsc::Receiver<String>) {
+    let started = Instant::now();
+    let mut child = fintech()
+        .args(["up", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("fintech up printed where it listens");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        if v["message"] == "listening" {
+            let base = v["address"].as_str().unwrap().to_owned();
+            return (child, base, started.elapsed(), rx);
+        }
+    }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn up_serves_health_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, startup, rx) = start_up(dir.path());
+    println!("fintech up: listening after {} ms", startup.as_millis());
+
+    let http = reqwest::Client::new();
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: Value = http.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["contact-us.database"], "ok");
+    let created = http
+        .post(format!("{base}/api/contact-us/v1/requests"))
+        .header("x-request-id", "cli-test-1")
+        .json(&serde_json::json!({"name": "Ana", "email": "ana@example.com", "subject": "Hi", "message": "Hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"route="/api/contact-us/v1/requests",status="201""#), "{metrics}");
+
+    sigterm(&child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "fintech up did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "clean exit after SIGTERM: {status}");
+
+    // Every line is one JSON object in the Cloud Logging shape; the request's lines carry its id.
+    let lines: Vec<String> = rx.try_iter().collect();
+    let mut saw_request = false;
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        for key in ["severity", "message", "time"] {
+            assert!(v.get(key).is_some(), "{key} missing in {line}");
+        }
+        if v["request_id"] == "cli-test-1" && v["httpRequest"]["status"] == 201 {
+            saw_request = true;
+        }
+    }
+    assert!(saw_request, "access log line with the request id: {lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("\"stopped\"")), "{lines:#?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
+}
+
+fn migrate_all(url: &str) -> Child {
+    fintech()
+        .args(["migrate", "all", "--database-url", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn assert_success(child: Child) {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn tables(url: &str) -> Vec<String> {
+    let db = fintech_db::Db::connect(url, fintech_db::PoolLimits::default()).await.unwrap();
+    let sql = match db.engine() {
+        fintech_db::Engine::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        fintech_db::Engine::MySql => {
+            "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1"
+        }
+    };
+    let rows: Vec<(String,)> = fintech_db::sqlx::query_as(sql).fetch_all(db.pool()).await.unwrap();
+    db.close().await;
+    rows.into_iter().map(|(n,)| n).collect()
+}
+
+#[tokio::test]
+async fn migrate_creates_everything_and_is_safe_twice_and_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}/{{service}}.db", dir.path().display());
+    let mariadb = fintech_testkit::MariaDb::shared().fresh_database_url();
+    // `{service}` names one database per service; the database itself does not exist yet.
+    let mariadb = format!("{}_{{service}}", mariadb);
+    for template in [sqlite, mariadb] {
+        let (a, b) = (migrate_all(&template), migrate_all(&template));
+        assert_success(a);
+        assert_success(b);
+        assert_success(migrate_all(&template));
+        let url = template.replace("{service}", "contact_us");
+        let names = tables(&url).await;
+        for table in ["contact_requests", "contact_attachments", "outbox", "inbox", "outbox_lease", "_sqlx_migrations"]
+        {
+            assert!(names.iter().any(|n| n == table), "{table} in {names:?} ({url})");
+        }
+    }
+}
+
+#[test]
+fn bad_configuration_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fintech()
+        .args(["up", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env("FINTECH_HTTP__REQUEST_TIMEOUT_MS", "5")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("http.request_timeout_ms"), "{stderr}");
+
+    let out = fintech().args(["up", "--data-dir"]).arg(dir.path()).env("FINTECH_HTTP__PORTT", "1").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("portt"));
+
+    let out = fintech()
+        .args(["up", "--data-dir"])
+        .arg(dir.path())
+        .env("FINTECH_DATABASE__CONTACT_US__URL", "postgres://x/y")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("database.contact_us.url") && !stderr.contains("postgres://x/y"), "{stderr}");
+}
+
+#[test]
+fn unknown_service_lists_the_known_ones() {
+    let out = fintech().args(["serve", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown service \"nope\"") && stderr.contains("contact-us"), "{stderr}");
+}
