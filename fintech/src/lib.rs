@@ -20,8 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             run_services(&[service], run, service.name()).await
         }
         Command::Migrate { service, database_url, data_dir, config } => {
-            let source = ConfigSource::load(config.as_deref())?;
-            let settings = PlatformSettings::load(&source)?;
+            let (source, settings) = load_settings(config.as_deref())?;
             fintech_telemetry::init("fintech-migrate", &settings.log.level);
             let targets: Vec<&dyn Service> =
                 if service == "all" { services::SERVICES.to_vec() } else { vec![services::find(&service)?] };
@@ -57,10 +56,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Loads configuration, refusing sections and database entries that name nothing we know.
+fn load_settings(config: Option<&std::path::Path>) -> anyhow::Result<(ConfigSource, PlatformSettings)> {
+    let source = ConfigSource::load(config)?;
+    let service_keys: Vec<String> = services::SERVICES.iter().map(|s| config_key(s.name())).collect();
+    let settings = PlatformSettings::load_checked(&source, &service_keys)?;
+    Ok((source, settings))
+}
+
 async fn run_services(services: &[&dyn Service], args: RunArgs, log_name: &str) -> anyhow::Result<()> {
     let started = Instant::now();
-    let source = ConfigSource::load(args.config.as_deref())?;
-    let mut settings = PlatformSettings::load(&source)?;
+    let (source, mut settings) = load_settings(args.config.as_deref())?;
     if let Some(port) = args.port {
         settings.http.port = port;
     }

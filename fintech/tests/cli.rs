@@ -16,19 +16,30 @@ fn fintech() -> Command {
     cmd
 }
 
+/// A child process killed (and reaped) when the test ends, even by a panic.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `fintech up` and waits for its "listening" line; returns the child, its base URL, the
 /// startup time and the receiver of the remaining stdout lines.
-fn start_up(data_dir: &std::path::Path) -> (Child, String, Duration, mpsc::Receiver<String>) {
+fn start_up(data_dir: &std::path::Path) -> (Running, String, Duration, mpsc::Receiver<String>) {
     let started = Instant::now();
-    let mut child = fintech()
+    let child = fintech()
         .args(["up", "--port", "0", "--data-dir"])
         .arg(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = Running(child);
     let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
@@ -75,10 +86,10 @@ async fn up_serves_health_and_stops_cleanly_on_sigterm() {
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"route="/api/contact-us/v1/requests",status="201""#), "{metrics}");
 
-    sigterm(&child);
+    sigterm(&child.0);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "fintech up did not stop after SIGTERM");
@@ -101,7 +112,7 @@ async fn up_serves_health_and_stops_cleanly_on_sigterm() {
     assert!(saw_request, "access log line with the request id: {lines:#?}");
     assert!(lines.iter().any(|l| l.contains("\"stopped\"")), "{lines:#?}");
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
 }
 
@@ -169,6 +180,18 @@ fn bad_configuration_is_refused_naming_the_key() {
     let out = fintech().args(["up", "--data-dir"]).arg(dir.path()).env("FINTECH_HTTP__PORTT", "1").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("portt"));
+
+    // Typos in section or service names are refused, not silently ignored.
+    for (var, value, named) in [
+        ("FINTECH_HTTPP__PORT", "1", "httpp is not a configuration section"),
+        ("FINTECH_DATABASE__CONTACTUS__URL", "sqlite://x.db", "database.contactus names no service"),
+        ("FINTECH_LOG__LEVEL", "info,[", "log.level is not a valid filter"),
+    ] {
+        let out = fintech().args(["up", "--data-dir"]).arg(dir.path()).env(var, value).output().unwrap();
+        assert!(!out.status.success(), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{var}: {stderr}");
+    }
 
     let out = fintech()
         .args(["up", "--data-dir"])

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use figment::{Figment, Provider};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
@@ -19,8 +19,6 @@ pub const ENV_PREFIX: &str = "FINTECH_";
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Source(#[from] Box<figment::Error>),
     #[error("configuration: {key} {reason}")]
     Invalid { key: String, reason: String },
     #[error("configuration file {path} does not exist")]
@@ -82,19 +80,42 @@ impl ConfigSource {
         ConfigSource { figment }
     }
 
+    /// The top-level keys present in any layer (sections, and stray keys).
+    pub fn top_level_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Provider::data(&self.figment)
+            .map(|profiles| profiles.values().flat_map(|dict| dict.keys().cloned()).collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// Extracts and validates one section; an absent section is its `Default`.
     pub fn section<T>(&self, name: &str) -> Result<T, ConfigError>
     where
         T: DeserializeOwned + Default + Validate,
     {
         let value: T = if self.figment.find_value(name).is_ok() {
-            self.figment.extract_inner(name).map_err(|e| ConfigError::Source(Box::new(e)))?
+            self.figment.extract_inner(name).map_err(|e| explain(name, e))?
         } else {
             T::default()
         };
         value.validate(name)?;
         Ok(value)
     }
+}
+
+/// Turns figment's error into one naming the full key, the environment variable that sets it,
+/// and where the bad value came from.
+fn explain(section: &str, error: figment::Error) -> ConfigError {
+    let mut path: Vec<String> = error.path.iter().map(|p| p.to_ascii_lowercase()).collect();
+    if path.first().map(String::as_str) != Some(section) {
+        path.insert(0, section.to_owned());
+    }
+    let key = path.join(".");
+    let env = format!("{ENV_PREFIX}{}", key.replace('.', "__").to_ascii_uppercase());
+    let source = error.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_else(|| "defaults".to_owned());
+    ConfigError::invalid(key, format!("is invalid: {} (set by {source}; environment variable {env})", error.kind))
 }
 
 /// A secret value: deserializes like `T`, but `Debug` and `Display` never show it.

@@ -201,10 +201,10 @@ fn normalise_url(url: &str, engine: Engine) -> Result<String, DbError> {
         Engine::MySql => Ok(url.replacen("mariadb:", "mysql:", 1)),
         Engine::Sqlite => {
             let path = sqlite_path(url)?;
-            if path != ":memory:" {
-                if let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(DbError::Folder)?;
-                }
+            if path != ":memory:"
+                && let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent).map_err(DbError::Folder)?;
             }
             if url.contains('?') { Ok(url.to_owned()) } else { Ok(format!("{url}?mode=rwc")) }
         }

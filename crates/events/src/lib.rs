@@ -90,6 +90,8 @@ pub trait EventHandler: Send + Sync {
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
+    /// How long one attempt may run before it counts as failed (Pub/Sub's ack deadline).
+    pub attempt_timeout: Duration,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
 }
@@ -99,6 +101,7 @@ impl Default for RetryPolicy {
         // Pub/Sub's own dead-letter policy allows 5 to 100 attempts; 5 is its default minimum.
         RetryPolicy {
             max_attempts: 5,
+            attempt_timeout: Duration::from_secs(60),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
         }

@@ -124,12 +124,13 @@ impl Worker {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // A panicking handler is a failed attempt, not a lost event or a dead worker.
-            let outcome = std::panic::AssertUnwindSafe(self.handler.handle(event)).catch_unwind().await;
-            let error = match outcome {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => e.0,
-                Err(_) => "handler panicked".to_owned(),
+            // A panicking or hung handler is a failed attempt, not a lost event or a dead worker.
+            let attempt_run = std::panic::AssertUnwindSafe(self.handler.handle(event)).catch_unwind();
+            let error = match tokio::time::timeout(policy.attempt_timeout, attempt_run).await {
+                Ok(Ok(Ok(()))) => return,
+                Ok(Ok(Err(e))) => e.0,
+                Ok(Err(_)) => "handler panicked".to_owned(),
+                Err(_) => format!("handler did not finish within {} ms", policy.attempt_timeout.as_millis()),
             };
             if attempt >= policy.max_attempts.max(1) {
                 tracing::error!(
@@ -284,7 +285,12 @@ mod tests {
     }
 
     fn fast_retry(max_attempts: u32) -> RetryPolicy {
-        RetryPolicy { max_attempts, initial_backoff: Duration::from_millis(1), max_backoff: Duration::from_millis(5) }
+        RetryPolicy {
+            max_attempts,
+            attempt_timeout: Duration::from_millis(500),
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+        }
     }
 
     fn event(key: &str, n: i64, extra: serde_json::Value) -> EventEnvelope {
@@ -343,7 +349,8 @@ mod tests {
             }
         }
         let bus = InProcessBus::new(Arc::new(MemoryDeadLetters::default()));
-        let sub = Subscription { name: "s".into(), topic: "t".into(), retry: fast_retry(1) };
+        let retry = RetryPolicy { attempt_timeout: Duration::from_secs(60), ..fast_retry(1) };
+        let sub = Subscription { name: "s".into(), topic: "t".into(), retry };
         bus.subscribe(sub, Arc::new(Stuck)).await.expect("subscribes");
         let many: Vec<_> =
             (0..MAX_QUEUED_PER_SUBSCRIPTION as i64).map(|n| event("k", n, serde_json::json!({}))).collect();
@@ -352,6 +359,30 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let more = bus.publish("t", &[event("k", -1, serde_json::json!({}))]).await;
         assert!(matches!(more, Err(BusError::Full(_))), "{more:?}");
+    }
+
+    #[tokio::test]
+    async fn a_hung_handler_fails_its_attempt_and_the_key_moves_on() {
+        struct HangsOnFirst(Mutex<bool>, Mutex<Vec<i64>>);
+        #[async_trait]
+        impl EventHandler for HangsOnFirst {
+            async fn handle(&self, e: &EventEnvelope) -> Result<(), HandlerError> {
+                if e.data["n"] == 0 && std::mem::replace(&mut *self.0.lock().map_err(HandlerError::new)?, false) {
+                    futures::future::pending::<()>().await;
+                }
+                self.1.lock().map_err(HandlerError::new)?.push(e.data["n"].as_i64().unwrap_or(-1));
+                Ok(())
+            }
+        }
+        let bus = InProcessBus::new(Arc::new(MemoryDeadLetters::default()));
+        let handler = Arc::new(HangsOnFirst(Mutex::new(true), Mutex::default()));
+        let retry = RetryPolicy { attempt_timeout: Duration::from_millis(50), ..fast_retry(3) };
+        bus.subscribe(Subscription { name: "s".into(), topic: "t".into(), retry }, handler.clone())
+            .await
+            .expect("subscribes");
+        let events = [event("k", 0, serde_json::json!({})), event("k", 1, serde_json::json!({}))];
+        tokio::time::timeout(Duration::from_secs(5), bus.publish("t", &events)).await.expect("not stuck").expect("ok");
+        assert_eq!(*handler.1.lock().expect("lock"), vec![0, 1], "retried after the timeout, order kept");
     }
 
     #[tokio::test]

@@ -118,6 +118,7 @@ async fn relay_killed_and_restarted_mid_stream(engine: Engine) {
         max_attempts: 20,
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
+        ..RetryPolicy::default()
     };
     bus.subscribe(Subscription { name: "effects".into(), topic: TOPIC.into(), retry }, effects.clone()).await.unwrap();
 
@@ -168,7 +169,7 @@ async fn relay_killed_and_restarted_mid_stream(engine: Engine) {
     assert!(deliveries > EVENTS, "redeliveries happened and were absorbed: {deliveries} deliveries");
     // ...and in per-key order.
     let rows = sqlx::query("SELECT k, n FROM effects ORDER BY seq").fetch_all(db.pool()).await.unwrap();
-    let mut last = vec![-1i64; KEYS];
+    let mut last = [-1i64; KEYS];
     for row in rows {
         let k: String = row.try_get("k").unwrap();
         let n: i64 = row.try_get("n").unwrap();

@@ -63,10 +63,10 @@ fn trace_id(headers: &HeaderMap) -> Option<String> {
     let is_hex32 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
     if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
         let mut parts = tp.split('-');
-        if let (Some("00"), Some(id)) = (parts.next(), parts.next()) {
-            if is_hex32(id) {
-                return Some(id.to_ascii_lowercase());
-            }
+        if let (Some("00"), Some(id)) = (parts.next(), parts.next())
+            && is_hex32(id)
+        {
+            return Some(id.to_ascii_lowercase());
         }
     }
     let ctx = headers.get("x-cloud-trace-context").and_then(|v| v.to_str().ok())?;
@@ -110,7 +110,7 @@ pub async fn edge(State(settings): State<Arc<EdgeSettings>>, mut req: Request, n
                 tracing::warn!(timeout_ms = settings.request_timeout.as_millis() as u64, "request timed out")
             });
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Request timed out")
-                .with_detail("The request took longer than this service allows; it may be retried.")
+                .with_detail("The request took longer than this service allows; its outcome is unknown. Check before retrying a request that is not idempotent.")
                 .into_response()
         }
     };
@@ -126,6 +126,11 @@ pub async fn edge(State(settings): State<Arc<EdgeSettings>>, mut req: Request, n
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    // Answers carry personal and financial data: no shared or browser cache keeps them unless
+    // a route says otherwise.
+    if !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 
     let elapsed = started.elapsed();

@@ -58,7 +58,13 @@ impl Default for LogSettings {
 }
 
 impl Validate for LogSettings {
-    fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if !fintech_telemetry::is_valid_filter(&self.level) {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.level"),
+                "is not a valid filter such as `info` or `info,sqlx=warn`",
+            ));
+        }
         Ok(())
     }
 }
@@ -141,7 +147,33 @@ impl Validate for MigrationSettings {
     }
 }
 
+/// The platform's own top-level sections.
+pub const PLATFORM_SECTIONS: &[&str] = &["http", "log", "gcp", "database", "migrations"];
+
 impl PlatformSettings {
+    /// Loads the platform's sections and refuses names it does not know: a top-level section
+    /// that is neither the platform's nor a service's, or a `database.<name>` that is no
+    /// service, is a typo that would otherwise be ignored silently.
+    pub fn load_checked(source: &ConfigSource, service_keys: &[String]) -> Result<Self, ConfigError> {
+        let mut known: Vec<&str> = PLATFORM_SECTIONS.to_vec();
+        known.extend(service_keys.iter().map(String::as_str));
+        if let Some(unknown) = source.top_level_keys().into_iter().find(|k| !known.contains(&k.as_str())) {
+            return Err(ConfigError::invalid(
+                unknown,
+                format!("is not a configuration section; known: {}", known.join(", ")),
+            ));
+        }
+        let settings = Self::load(source)?;
+        if let Some(unknown) = settings.databases.keys().find(|k| !service_keys.contains(k)) {
+            return Err(ConfigError::invalid(
+                format!("database.{unknown}"),
+                format!("names no service; known: {}", service_keys.join(", ")),
+            ));
+        }
+        Ok(settings)
+    }
+
+    /// Loads the platform's sections (without checking for unknown ones).
     pub fn load(source: &ConfigSource) -> Result<Self, ConfigError> {
         Ok(PlatformSettings {
             http: source.section("http")?,

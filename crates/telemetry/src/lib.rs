@@ -33,6 +33,11 @@ pub fn init(service: &str, filter: &str) {
     let _ = tracing_subscriber::registry().with(CloudLoggingLayer::new(service, writer).with_filter(filter)).try_init();
 }
 
+/// Whether `filter` is a valid `RUST_LOG`-style filter, so configuration can refuse a bad one.
+pub fn is_valid_filter(filter: &str) -> bool {
+    EnvFilter::try_new(filter).is_ok()
+}
+
 /// A `tracing` layer writing Cloud Logging structured JSON lines.
 pub struct CloudLoggingLayer {
     service: String,

@@ -81,7 +81,8 @@ impl MariaDb {
             dir.join("mariadbd.pid").display(),
             dir.join("error.log").display(),
         );
-        // Watchdog: stop the server by pid once this test process is gone, then clean up.
+        // Watchdog: stop the server by pid once this test process is gone, then clean up. It
+        // outlives this process by design, so it is never waited on here.
         let script = format!(
             "{server} & child=$!; \
              while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
@@ -89,6 +90,7 @@ impl MariaDb {
             parent = std::process::id(),
             dir = dir.display(),
         );
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .arg("-c")
             .arg(script)

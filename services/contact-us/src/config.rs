@@ -44,13 +44,13 @@ impl Validate for ContactUsConfig {
             1,
             MAX_ATTACHMENT_BYTES_CEILING,
         )?;
-        if let Some(token) = &self.support.placeholder_staff_token {
-            if token.expose().len() < 32 {
-                return Err(ConfigError::invalid(
-                    format!("{prefix}.support.placeholder_staff_token"),
-                    "must be at least 32 characters",
-                ));
-            }
+        if let Some(token) = &self.support.placeholder_staff_token
+            && token.expose().len() < 32
+        {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.support.placeholder_staff_token"),
+                "must be at least 32 characters",
+            ));
         }
         Ok(())
     }

@@ -99,6 +99,12 @@ async fn generated_staff_token(ctx: &ServiceContext) -> anyhow::Result<String> {
     #[cfg(unix)]
     options.mode(0o600);
     let mut file = options.open(&path).await.context("writing the placeholder staff token")?;
+    // An existing file keeps its old mode on open; make sure only the owner can read it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).await?;
+    }
     tokio::io::AsyncWriteExt::write_all(&mut file, token.as_bytes()).await?;
     tracing::info!(path = %path.display(), "generated the placeholder support staff token");
     Ok(token)

@@ -63,7 +63,9 @@ impl FromRequestParts<AppState> for PlaceholderStaffAuth {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or(ContactError::Unauthorized)?;
         let expected = state.placeholder_staff_token.expose().as_bytes();
         if bool::from(presented.as_bytes().ct_eq(expected)) {
@@ -242,12 +244,11 @@ pub async fn create_request(State(state): State<AppState>, req: Request) -> Resu
     };
     if let Err(e) = save(&state.ctx, &request).await {
         // Nothing half-written: the row did not commit, so the object goes too.
-        if let Some(a) = &request.attachment {
-            if let Ok(key) = ObjectKey::parse(&a.object_key) {
-                if let Err(cleanup) = state.ctx.store.delete(&key).await {
-                    tracing::error!(error = &cleanup as &dyn std::error::Error, object = %key, "orphaned attachment");
-                }
-            }
+        if let Some(a) = &request.attachment
+            && let Ok(key) = ObjectKey::parse(&a.object_key)
+            && let Err(cleanup) = state.ctx.store.delete(&key).await
+        {
+            tracing::error!(error = &cleanup as &dyn std::error::Error, object = %key, "orphaned attachment");
         }
         return Err(e);
     }
@@ -341,10 +342,10 @@ pub async fn list_requests(
     if limit == 0 || limit > MAX_PAGE_SIZE {
         return Err(Problem::bad_request("invalid_query", format!("`limit` must be 1 to {MAX_PAGE_SIZE}.")).into());
     }
-    if let Some(c) = &q.cursor {
-        if !is_uuid(c) {
-            return Err(Problem::bad_request("invalid_cursor", "`cursor` must be a `next_cursor` value.").into());
-        }
+    if let Some(c) = &q.cursor
+        && !is_uuid(c)
+    {
+        return Err(Problem::bad_request("invalid_cursor", "`cursor` must be a `next_cursor` value.").into());
     }
     let mut items = store::list(&state.ctx.db, q.cursor.as_deref(), limit + 1).await?;
     let next_cursor = if items.len() > limit as usize {

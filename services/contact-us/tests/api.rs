@@ -142,16 +142,16 @@ async fn created_then_read_by_staff(backend: Backend) {
     assert_eq!(created["status"], "open");
     assert!(created.get("message").is_none(), "the reply does not echo the message");
 
-    let got: Value = app
+    let resp = app
         .http
         .get(app.url(&format!("/v1/requests/{id}")))
-        .bearer_auth(STAFF_TOKEN)
+        .header("authorization", format!("bearer {STAFF_TOKEN}"))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "the auth scheme is case-insensitive");
+    assert_eq!(resp.headers()["cache-control"], "no-store", "personal data is never cached");
+    let got: Value = resp.json().await.unwrap();
     assert_eq!(got["email"], "ana@example.com");
     assert_eq!(got["message"], "Hello,\nmy card was declined.");
 
