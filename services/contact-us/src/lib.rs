@@ -10,7 +10,6 @@ pub mod store;
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use async_trait::async_trait;
 use fintech_db::Engine;
 use fintech_db::sqlx::migrate::Migrator;
@@ -69,43 +68,17 @@ impl Service for ContactUs {
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::ContactUsConfig = ctx.config.section(&config_key(SERVICE))?;
-        let token = match &config.support.placeholder_staff_token {
-            Some(t) => t.expose().clone(),
-            None => generated_staff_token(&ctx).await?,
-        };
+        let token = fintech_kit::placeholder::load_or_generate(
+            config.support.placeholder_staff_token.as_ref(),
+            &ctx.data_dir,
+            "placeholder-staff-token",
+        )
+        .await?;
         let state = routes::AppState {
             max_attachment_bytes: config.attachments.max_bytes,
-            placeholder_staff_token: Arc::new(fintech_config::Secret::new(token)),
+            placeholder_staff_token: Arc::new(token),
             ctx,
         };
         Ok(Started { router: routes::router(state), checks: Vec::new() })
     }
-}
-
-/// PLACEHOLDER: the staff token in `<data dir>/contact-us/placeholder-staff-token`, created with
-/// mode 0600 on first start. The path is logged, never the token.
-async fn generated_staff_token(ctx: &ServiceContext) -> anyhow::Result<String> {
-    let path = ctx.data_dir.join("placeholder-staff-token");
-    if let Ok(existing) = tokio::fs::read_to_string(&path).await {
-        let existing = existing.trim().to_owned();
-        if existing.len() >= 32 {
-            return Ok(existing);
-        }
-    }
-    tokio::fs::create_dir_all(&ctx.data_dir).await.context("creating the contact-us data folder")?;
-    let token: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
-    let mut options = tokio::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(&path).await.context("writing the placeholder staff token")?;
-    // An existing file keeps its old mode on open; make sure only the owner can read it.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).await?;
-    }
-    tokio::io::AsyncWriteExt::write_all(&mut file, token.as_bytes()).await?;
-    tracing::info!(path = %path.display(), "generated the placeholder support staff token");
-    Ok(token)
 }

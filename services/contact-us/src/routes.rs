@@ -17,7 +17,6 @@ use fintech_http::{ApiQuery, FieldError, Problem};
 use fintech_kit::ServiceContext;
 use fintech_storage::ObjectKey;
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use crate::domain::{AttachmentType, ContactForm, safe_file_name};
 use crate::error::ContactError;
@@ -59,19 +58,10 @@ impl FromRequestParts<AppState> for PlaceholderStaffAuth {
     type Rejection = ContactError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(ContactError::Unauthorized)?;
-        let expected = state.placeholder_staff_token.expose().as_bytes();
-        if bool::from(presented.as_bytes().ct_eq(expected)) {
+        if fintech_kit::placeholder::bearer_matches(&parts.headers, &state.placeholder_staff_token) {
             Ok(PlaceholderStaffAuth)
         } else {
-            tracing::warn!("rejected a support staff request with a wrong token");
+            tracing::warn!("rejected a support staff request without the right token");
             Err(ContactError::Unauthorized)
         }
     }

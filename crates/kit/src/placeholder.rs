@@ -1,0 +1,100 @@
+//! PLACEHOLDER bearer tokens, until the identity service issues real ones.
+//!
+//! A service that must not be open to everyone (support staff routes, internal service routes)
+//! takes one shared bearer token from configuration; when none is configured, a random one is
+//! generated into `<data dir>/<service>/<file>` (mode 0600) on first start. The path is logged,
+//! never the token. Comparison is constant-time.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use axum::http::{HeaderMap, header};
+use fintech_config::Secret;
+use subtle::ConstantTimeEq;
+
+/// Shortest accepted token.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// The configured token, or the one kept in (or generated into) `dir/file_name`.
+pub async fn load_or_generate(
+    configured: Option<&Secret<String>>,
+    dir: &Path,
+    file_name: &str,
+) -> anyhow::Result<Secret<String>> {
+    if let Some(token) = configured {
+        return Ok(token.clone());
+    }
+    let path = dir.join(file_name);
+    if let Ok(existing) = tokio::fs::read_to_string(&path).await {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= MIN_TOKEN_CHARS {
+            return Ok(Secret::new(existing));
+        }
+    }
+    tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
+    let token: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&path).await.with_context(|| format!("writing {}", path.display()))?;
+    // An existing file keeps its old mode on open; make sure only the owner can read it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).await?;
+    }
+    tokio::io::AsyncWriteExt::write_all(&mut file, token.as_bytes()).await?;
+    tracing::info!(path = %path.display(), "generated a placeholder bearer token");
+    Ok(Secret::new(token))
+}
+
+/// Whether `headers` carry `Authorization: Bearer <expected>` (scheme case-insensitive).
+pub fn bearer_matches(headers: &HeaderMap, expected: &Secret<String>) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.expose().as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[tokio::test]
+    async fn generated_once_then_reused_and_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = load_or_generate(None, dir.path(), "t").await.expect("generated");
+        let b = load_or_generate(None, dir.path(), "t").await.expect("reused");
+        assert_eq!(a.expose(), b.expose());
+        assert_eq!(a.expose().len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("t")).expect("file").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let configured = Secret::new("c".repeat(40));
+        let c = load_or_generate(Some(&configured), dir.path(), "t").await.expect("configured");
+        assert_eq!(c.expose(), &"c".repeat(40));
+    }
+
+    #[test]
+    fn bearer_matching() {
+        let secret = Secret::new("s3cr3t-token".to_owned());
+        let mut h = HeaderMap::new();
+        assert!(!bearer_matches(&h, &secret));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cr3t-token"));
+        assert!(bearer_matches(&h, &secret));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer s3cr3t-token"));
+        assert!(bearer_matches(&h, &secret));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic s3cr3t-token"));
+        assert!(!bearer_matches(&h, &secret));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cr3t-tokeN"));
+        assert!(!bearer_matches(&h, &secret));
+    }
+}
