@@ -3,7 +3,11 @@
 
 use fintech_kit::Service;
 
-pub static SERVICES: &[&dyn Service] = &[&fintech_contact_us::ContactUs];
+#[rustfmt::skip]
+pub static SERVICES: &[&dyn Service] = &[
+    &fintech_contact_us::ContactUs,
+    &fintech_ledger::LedgerService,
+];
 
 /// The service called `name`, or an error listing the known ones.
 pub fn find(name: &str) -> anyhow::Result<&'static dyn Service> {

@@ -1,0 +1,91 @@
+//! ledger: the double-entry journal. Every transfer moves one amount of one currency from a
+//! debit account to a credit account, so the postings of every transfer sum to zero and the
+//! balances of all accounts of a currency always sum to zero. Transfers and postings are never
+//! changed; only the derived balances are. Emits `ledger.transfer.<kind>` on `ledger.events`.
+
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fintech_db::Engine;
+use fintech_kit::{Service, ServiceContext, Started, config_key};
+use sqlx::migrate::Migrator;
+use utoipa::OpenApi;
+
+pub use engine::Ledger;
+
+pub const SERVICE: &str = "ledger";
+pub const TOPIC: &str = "ledger.events";
+
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ledger", description = "Double-entry ledger (internal)."),
+    paths(
+        routes::create_account, routes::get_account, routes::set_status, routes::list_postings,
+        routes::create_transfer, routes::create_batch, routes::get_transfer, routes::post_pending, routes::void_pending,
+    ),
+    components(schemas(fintech_http::Problem, fintech_http::FieldError)),
+    modifiers(&ServiceTokenScheme),
+)]
+struct ApiDoc;
+
+struct ServiceTokenScheme;
+
+impl utoipa::Modify for ServiceTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
+            "placeholder_service_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The ledger service.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LedgerService;
+
+#[async_trait]
+impl Service for LedgerService {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn migrations(&self, engine: Engine) -> &'static Migrator {
+        match engine {
+            Engine::Sqlite => &SQLITE,
+            Engine::MySql => &MYSQL,
+        }
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        ApiDoc::openapi()
+    }
+
+    async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
+        let config: config::LedgerConfig = ctx.config.section(&config_key(SERVICE))?;
+        let token = fintech_kit::placeholder::load_or_generate(
+            config.placeholder_service_token.as_ref(),
+            &ctx.data_dir,
+            "placeholder-service-token",
+        )
+        .await?;
+        let ledger = Ledger::start(
+            ctx.db.clone(),
+            Arc::clone(&ctx.outbox_waker),
+            ctx.shutdown.clone(),
+            Duration::from_millis(config.expiry_sweep_ms),
+        );
+        let state = routes::AppState { ledger, service_token: Arc::new(token) };
+        Ok(Started { router: routes::router(state), checks: Vec::new() })
+    }
+}
