@@ -4,8 +4,12 @@
 //! folder; every test gets its own database in it. The server runs under a small watchdog that
 //! stops it by pid (and removes its folder) as soon as the test process exits, however it exits.
 //! A missing server binary is a failure with instructions, never a silent skip.
+//!
+//! [`app::TestApp`] serves chosen services on a free port over SQLite or that MariaDB.
 
 #![allow(clippy::unwrap_used)] // Test support: a failure here should stop the test loudly.
+
+pub mod app;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -3,80 +3,44 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use fintech_config::ConfigSource;
 use fintech_contact_us::ContactUs;
+use fintech_db::Db;
 use fintech_db::sqlx::{self, Row};
-use fintech_db::{Db, PoolLimits};
-use fintech_kit::{DatabaseSettings, Host, PlatformSettings, Service};
+use fintech_testkit::app::{Backend, Spawn, TestApp};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const STAFF_TOKEN: &str = "test-staff-token-0123456789abcdef0123456789";
 const MAX_ATTACHMENT_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    MariaDb,
+async fn spawn_app(backend: Backend) -> App {
+    let spawn = Spawn::new(backend)
+        .with("contact_us.support.placeholder_staff_token", STAFF_TOKEN)
+        .with("contact_us.attachments.max_bytes", MAX_ATTACHMENT_BYTES);
+    let app = TestApp::spawn(&[&ContactUs], spawn).await;
+    let db = app.db("contact-us").await;
+    App { app, db }
 }
 
-struct TestApp {
-    base: String,
-    http: reqwest::Client,
+/// The running service plus a pool on its database, for assertions.
+struct App {
+    app: TestApp,
     db: Db,
-    data_dir: PathBuf,
-    shutdown: CancellationToken,
-    _tmp: tempfile::TempDir,
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+impl std::ops::Deref for App {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
     }
 }
 
-async fn spawn_app(backend: Backend) -> TestApp {
-    let tmp = tempfile::tempdir().unwrap();
-    let data_dir = tmp.path().to_path_buf();
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}/contact-us.db", data_dir.display()),
-        Backend::MariaDb => fintech_testkit::MariaDb::shared().fresh_database_url(),
-    };
-    // The "SQL table setup" stage, as pipelines run it; the host then finds everything in place.
-    fintech_kit::migrate(&ContactUs, &url).await.unwrap();
-
-    let figment = figment::Figment::new()
-        .merge(figment::providers::Serialized::default("contact_us.support.placeholder_staff_token", STAFF_TOKEN))
-        .merge(figment::providers::Serialized::default("contact_us.attachments.max_bytes", MAX_ATTACHMENT_BYTES));
-    let config = ConfigSource::from_figment(figment);
-    let mut settings = PlatformSettings::load(&config).unwrap();
-    settings.databases.insert(
-        "contact_us".into(),
-        DatabaseSettings { url: Some(fintech_config::Secret::new(url.clone())), ..DatabaseSettings::default() },
-    );
-    let shutdown = CancellationToken::new();
-    let host = Host::embedded(config, settings, data_dir.clone(), shutdown.clone());
-    let services: [&dyn Service; 1] = [&ContactUs];
-    let app = host.start(&services).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let serve_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = fintech_http::server::serve(listener, app.router.clone(), serve_shutdown, Duration::from_secs(1)).await;
-        app.close().await;
-    });
-    let db = Db::connect(&url, PoolLimits::default()).await.unwrap();
-    TestApp { base, http: reqwest::Client::new(), db, data_dir, shutdown, _tmp: tmp }
-}
-
-impl TestApp {
+impl App {
     fn url(&self, path: &str) -> String {
-        format!("{}/api/contact-us{path}", self.base)
+        self.app.url("contact-us", path)
     }
 
     async fn count(&self, table: &str) -> i64 {
