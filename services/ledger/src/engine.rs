@@ -696,3 +696,116 @@ async fn sweeper(ledger: Ledger, shutdown: CancellationToken, every: Duration) {
         }
     }
 }
+
+/// Scripted interleavings of two database transactions: the lost update and the write skew on
+/// the overdraft check that MySQL's REPEATABLE READ allows for naive read-then-write code do not
+/// happen with the ledger's conditional updates. Each anomaly is first shown to happen with the
+/// naive code (on MariaDB), so the test would notice if the ledger's statements allowed it.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod isolation_tests {
+    use super::*;
+    use fintech_testkit::MariaDb;
+
+    async fn database(engine: fintech_db::Engine) -> (Db, Option<tempfile::TempDir>) {
+        let (url, dir) = match engine {
+            fintech_db::Engine::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                (format!("sqlite://{}/ledger.db", dir.path().display()), Some(dir))
+            }
+            fintech_db::Engine::MySql => (MariaDb::shared().fresh_database_url(), None),
+        };
+        fintech_kit::migrate(&crate::LedgerService, &url).await.unwrap();
+        let db = Db::connect(&url, fintech_db::PoolLimits::default()).await.unwrap();
+        sqlx::query(
+            "INSERT INTO ledger_accounts (id, currency, allow_overdraft, status, credits_posted, created_at) \
+             VALUES ('a', 'USD', 0, 'open', 100, 'now')",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        (db, dir)
+    }
+
+    async fn column(db: &Db, name: &'static str) -> i64 {
+        let sql = format!("SELECT {name} FROM ledger_accounts WHERE id = 'a'");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(db.pool()).await.unwrap().get(0)
+    }
+
+    /// Two debits of 60 against 100 available, interleaved: one must be refused.
+    async fn no_write_skew_on_the_overdraft_check(engine: fintech_db::Engine) {
+        let (db, _dir) = database(engine).await;
+        let mut first = db.begin_write().await.unwrap();
+        assert!(add_to_balance(&mut first, "a", "USD", "debits_posted", 60, true).await.unwrap());
+        let other = db.clone();
+        let second = tokio::spawn(async move {
+            let mut tx = other.begin_write().await.unwrap();
+            let ok = add_to_balance(&mut tx, "a", "USD", "debits_posted", 60, true).await.unwrap();
+            tx.commit().await.unwrap();
+            ok
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the second writer waits for the first");
+        first.commit().await.unwrap();
+        assert!(!second.await.unwrap(), "the second debit is refused once the first committed");
+        assert_eq!(column(&db, "debits_posted").await, 60);
+    }
+
+    /// Two credits of 10, interleaved: both count.
+    async fn no_lost_update(engine: fintech_db::Engine) {
+        let (db, _dir) = database(engine).await;
+        let mut first = db.begin_write().await.unwrap();
+        assert!(add_to_balance(&mut first, "a", "USD", "credits_posted", 10, false).await.unwrap());
+        let other = db.clone();
+        let second = tokio::spawn(async move {
+            let mut tx = other.begin_write().await.unwrap();
+            let ok = add_to_balance(&mut tx, "a", "USD", "credits_posted", 10, false).await.unwrap();
+            tx.commit().await.unwrap();
+            ok
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        first.commit().await.unwrap();
+        assert!(second.await.unwrap());
+        assert_eq!(column(&db, "credits_posted").await, 120);
+    }
+
+    /// The same interleavings with naive read-check-write code do produce both anomalies on
+    /// MariaDB at its default REPEATABLE READ: the tests above would catch them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn control_naive_code_shows_both_anomalies_on_mariadb() {
+        let (db, _dir) = database(fintech_db::Engine::MySql).await;
+        let read = "SELECT credits_posted - debits_posted, credits_posted FROM ledger_accounts WHERE id = 'a'";
+        let mut t1 = db.pool().begin().await.unwrap();
+        let mut t2 = db.pool().begin().await.unwrap();
+        let (avail1, credits1): (i64, i64) = sqlx::query_as(read).fetch_one(&mut *t1).await.unwrap();
+        let (avail2, credits2): (i64, i64) = sqlx::query_as(read).fetch_one(&mut *t2).await.unwrap();
+        assert!(avail1 >= 60 && avail2 >= 60, "both checks pass on their snapshots");
+        let write = "UPDATE ledger_accounts SET debits_posted = debits_posted + 60, credits_posted = ? WHERE id = 'a'";
+        sqlx::query(write).bind(credits1 + 10).execute(&mut *t1).await.unwrap();
+        t1.commit().await.unwrap();
+        sqlx::query(write).bind(credits2 + 10).execute(&mut *t2).await.unwrap();
+        t2.commit().await.unwrap();
+        assert_eq!(column(&db, "debits_posted").await, 120, "write skew: 120 debited from 100");
+        assert_eq!(column(&db, "credits_posted").await, 110, "lost update: one credit of 10 vanished");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_no_write_skew() {
+        no_write_skew_on_the_overdraft_check(fintech_db::Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb_no_write_skew() {
+        no_write_skew_on_the_overdraft_check(fintech_db::Engine::MySql).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_no_lost_update() {
+        no_lost_update(fintech_db::Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb_no_lost_update() {
+        no_lost_update(fintech_db::Engine::MySql).await;
+    }
+}
