@@ -51,4 +51,26 @@ pub enum Command {
     },
     /// List the services this binary contains.
     Services,
+    /// Measure throughput against the raw limit of the database engine, in one run.
+    Bench {
+        #[command(subcommand)]
+        target: BenchTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchTarget {
+    /// The ledger engine: single transfers (group commit) and batches.
+    Ledger {
+        /// Database to use; default: a fresh SQLite file in a temporary folder. A MySQL URL
+        /// names a database that will be created.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Concurrent callers.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
 }

@@ -1,5 +1,6 @@
 //! The `fintech` binary's commands.
 
+pub mod bench;
 pub mod cli;
 pub mod services;
 
@@ -46,6 +47,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Bench { target: cli::BenchTarget::Ledger { database_url, concurrency, seconds } } => {
+            fintech_telemetry::init("fintech-bench", "warn");
+            let tmp = std::env::temp_dir().join(format!("fintech-bench-{}", std::process::id()));
+            let url = database_url.unwrap_or_else(|| format!("sqlite://{}/ledger.db", tmp.display()));
+            let result = bench::ledger(&url, concurrency.clamp(1, 1024), seconds.clamp(1, 600)).await;
+            let _ = std::fs::remove_dir_all(&tmp);
+            result
         }
         Command::Services => {
             for s in services::SERVICES {

@@ -249,6 +249,25 @@ pub async fn create_database_if_absent(url: &str) -> Result<(), DbError> {
     }
 }
 
+/// Splits `items` into chunks whose lengths are powers of two (largest first), each at most
+/// `max` (itself rounded down to a power of two).
+///
+/// Multi-row statements have one SQL text per row count, and each text is prepared and cached
+/// per connection. Power-of-two chunks bound the number of distinct texts to about
+/// `log2(max)`, so they stay in the statement cache instead of being prepared again and again.
+pub fn pow2_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    let max = if max == 0 { 1 } else { 1 << (usize::BITS - 1 - max.leading_zeros()) };
+    let mut chunks = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let size = (1 << (usize::BITS - 1 - rest.len().leading_zeros())).min(max);
+        let (head, tail) = rest.split_at(size);
+        chunks.push(head);
+        rest = tail;
+    }
+    chunks
+}
+
 /// True when `err` is a unique or primary-key violation (so callers can answer 409, not 500).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
@@ -260,6 +279,18 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pow2_chunks_cover_everything_in_order() {
+        let items: Vec<u32> = (0..13).collect();
+        let sizes: Vec<usize> = pow2_chunks(&items, 400).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [8, 4, 1]);
+        let sizes: Vec<usize> = pow2_chunks(&items, 5).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [4, 4, 4, 1]);
+        let flat: Vec<u32> = pow2_chunks(&items, 3).concat();
+        assert_eq!(flat, items);
+        assert!(pow2_chunks::<u32>(&[], 8).is_empty());
+    }
 
     #[test]
     fn engine_comes_from_the_url_scheme() {

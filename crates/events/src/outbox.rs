@@ -20,21 +20,34 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{EventBus, EventEnvelope};
 
+/// Rows per multi-row `INSERT` (7 parameters each: well under SQLite's and MySQL's limits).
+const STAGE_CHUNK: usize = 500;
+
 /// Stages `event` for publication on `topic`, inside the caller's transaction.
 pub async fn stage(conn: &mut AnyConnection, topic: &str, event: &EventEnvelope) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (event_id, topic, ordering_key, event_type, source, occurred_at, payload) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&event.id)
-    .bind(topic)
-    .bind(&event.ordering_key)
-    .bind(&event.event_type)
-    .bind(&event.source)
-    .bind(&event.time)
-    .bind(event.data.to_string())
-    .execute(conn)
-    .await?;
+    stage_many(conn, topic, std::slice::from_ref(event)).await
+}
+
+/// Stages many events, in order, with as few statements as possible.
+pub async fn stage_many(conn: &mut AnyConnection, topic: &str, events: &[EventEnvelope]) -> Result<(), sqlx::Error> {
+    for chunk in fintech_db::pow2_chunks(events, STAGE_CHUNK) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO outbox (event_id, topic, ordering_key, event_type, source, occurred_at, payload) VALUES {values}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for event in chunk {
+            query = query
+                .bind(&event.id)
+                .bind(topic)
+                .bind(&event.ordering_key)
+                .bind(&event.event_type)
+                .bind(&event.source)
+                .bind(&event.time)
+                .bind(event.data.to_string());
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

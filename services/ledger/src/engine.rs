@@ -13,13 +13,14 @@
 //! transfer id is the primary key, so a transfer is recorded at most once; a pending transfer's
 //! id is unique among resolutions, so a hold is posted or voided at most once.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fintech_db::Db;
 use fintech_events::EventEnvelope;
 use sqlx::any::AnyRow;
-use sqlx::{Acquire, AnyConnection, Row};
+use sqlx::{AnyConnection, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +32,8 @@ use crate::{SERVICE, TOPIC};
 pub const MAX_OPS_PER_COMMIT: usize = 2048;
 /// Requests waiting for the writer; beyond this, callers wait (backpressure).
 const QUEUE_CAPACITY: usize = 8192;
+/// How many times the writer yields to let callers join a group before committing it.
+const GATHER_YIELDS: u32 = 4;
 /// Attempts of a group whose commit failed for a retryable reason (deadlock, lock timeout).
 const COMMIT_ATTEMPTS: u32 = 3;
 
@@ -297,53 +300,182 @@ fn same_resolution(stored: &Transfer, r: &Resolve) -> bool {
         && r.amount_minor.is_none_or(|a| a == stored.amount_minor)
 }
 
-/// Why did a conditional balance update touch no row?
-async fn diagnose(
-    conn: &mut AnyConnection,
-    account_id: &str,
-    currency: &str,
-    side: Side,
-    column: &str,
-    amount: i64,
-) -> Result<LedgerError, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, currency, allow_overdraft, status, debits_posted, credits_posted, debits_pending, \
-         credits_pending, created_at FROM ledger_accounts WHERE id = ?",
-    )
-    .bind(account_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(account) = row.as_ref().map(account_from_row).transpose()? else {
-        return Ok(LedgerError::AccountNotFound(side));
-    };
-    if account.currency != currency {
-        return Ok(LedgerError::CurrencyMismatch(side));
-    }
-    match account.status {
-        AccountStatus::Frozen => return Ok(LedgerError::AccountFrozen(side)),
-        AccountStatus::Closed => return Ok(LedgerError::AccountClosed(side)),
-        AccountStatus::Open => {}
-    }
-    let total = match column {
-        "debits_posted" => account.debits_posted,
-        "debits_pending" => account.debits_pending,
-        "credits_posted" => account.credits_posted,
-        _ => account.credits_pending,
-    };
-    if total.checked_add(amount).is_none() {
-        return Ok(LedgerError::Overflow(side));
-    }
-    Ok(LedgerError::InsufficientFunds)
+/// Rows per multi-row statement (12 parameters per transfer row: well under engine limits).
+const CHUNK: usize = 400;
+
+/// An account's balances as loaded (and locked) for a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Balances {
+    currency: String,
+    allow_overdraft: bool,
+    status: AccountStatus,
+    debits_posted: i64,
+    credits_posted: i64,
+    debits_pending: i64,
+    credits_pending: i64,
 }
 
-/// The outcome of one operation inside the group's transaction.
-enum Outcome {
-    Done(Applied),
-    /// A refusal: the operation's savepoint is rolled back, the group goes on.
-    Refused(LedgerError),
-    /// Another writer inserted the same id (or resolved the same hold) first: roll back the
-    /// savepoint, then answer from what is stored.
-    Raced,
+impl Balances {
+    /// What can still be debited; i128 so that no total can overflow the check.
+    fn available(&self) -> i128 {
+        i128::from(self.credits_posted) - i128::from(self.debits_posted) - i128::from(self.debits_pending)
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Loads the accounts `ids` and locks them for the rest of the transaction: `FOR UPDATE` on
+/// MySQL, taken in primary-key order so concurrent writers cannot deadlock on each other; on
+/// SQLite the transaction already holds the database's write lock (`BEGIN IMMEDIATE`).
+pub(crate) async fn lock_accounts(
+    conn: &mut AnyConnection,
+    engine: fintech_db::Engine,
+    ids: &[String],
+) -> Result<BTreeMap<String, Balances>, sqlx::Error> {
+    let mut accounts = BTreeMap::new();
+    let lock = if engine == fintech_db::Engine::MySql { " FOR UPDATE" } else { "" };
+    for chunk in fintech_db::pow2_chunks(ids, CHUNK) {
+        let sql = format!(
+            "SELECT id, currency, allow_overdraft, status, debits_posted, credits_posted, debits_pending, credits_pending \
+             FROM ledger_accounts WHERE id IN ({}) ORDER BY id{lock}",
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let status: String = row.try_get("status")?;
+            accounts.insert(
+                row.try_get("id")?,
+                Balances {
+                    currency: row.try_get("currency")?,
+                    allow_overdraft: row.try_get::<i64, _>("allow_overdraft")? != 0,
+                    status: AccountStatus::parse(&status).unwrap_or(AccountStatus::Frozen),
+                    debits_posted: row.try_get("debits_posted")?,
+                    credits_posted: row.try_get("credits_posted")?,
+                    debits_pending: row.try_get("debits_pending")?,
+                    credits_pending: row.try_get("credits_pending")?,
+                },
+            );
+        }
+    }
+    Ok(accounts)
+}
+
+/// Writes accounts' new totals, each guarded by the totals it was loaded with, in as few
+/// statements as possible. With the locks held the guards always match; if one does not,
+/// something wrote behind the lock and the whole group is abandoned (and retried) rather than
+/// overwriting it.
+pub(crate) async fn write_accounts(
+    conn: &mut AnyConnection,
+    changes: &[(&str, &Balances, &Balances)],
+) -> Result<(), sqlx::Error> {
+    const ACCOUNTS_PER_STATEMENT: usize = 100;
+    for chunk in fintech_db::pow2_chunks(changes, ACCOUNTS_PER_STATEMENT) {
+        let case = |column: &str| format!("{column} = CASE id {} END", vec!["WHEN ? THEN ?"; chunk.len()].join(" "));
+        let guard = vec![
+            "(id = ? AND debits_posted = ? AND credits_posted = ? AND debits_pending = ? AND credits_pending = ?)";
+            chunk.len()
+        ]
+        .join(" OR ");
+        let sql = format!(
+            "UPDATE ledger_accounts SET {}, {}, {}, {} WHERE {guard}",
+            case("debits_posted"),
+            case("credits_posted"),
+            case("debits_pending"),
+            case("credits_pending")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for column in 0..4 {
+            for (id, _, after) in chunk {
+                let value = match column {
+                    0 => after.debits_posted,
+                    1 => after.credits_posted,
+                    2 => after.debits_pending,
+                    _ => after.credits_pending,
+                };
+                q = q.bind(*id).bind(value);
+            }
+        }
+        for (id, before, _) in chunk {
+            q = q
+                .bind(*id)
+                .bind(before.debits_posted)
+                .bind(before.credits_posted)
+                .bind(before.debits_pending)
+                .bind(before.credits_pending);
+        }
+        let done = q.execute(&mut *conn).await?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Err(sqlx::Error::Protocol("a ledger account changed behind its lock".into()));
+        }
+    }
+    Ok(())
+}
+
+async fn load_transfers(
+    conn: &mut AnyConnection,
+    column: &'static str,
+    keys: &[String],
+) -> Result<Vec<Transfer>, sqlx::Error> {
+    let mut found = Vec::new();
+    for chunk in fintech_db::pow2_chunks(keys, CHUNK) {
+        let sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE {column} IN ({})", placeholders(chunk.len()));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for k in chunk {
+            q = q.bind(k);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            found.push(transfer_from_row(&row)?);
+        }
+    }
+    Ok(found)
+}
+
+async fn insert_transfers(conn: &mut AnyConnection, transfers: &[Transfer]) -> Result<(), sqlx::Error> {
+    for chunk in fintech_db::pow2_chunks(transfers, CHUNK) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES {values}");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            q = q
+                .bind(&t.id)
+                .bind(t.kind.as_str())
+                .bind(&t.debit_account_id)
+                .bind(&t.credit_account_id)
+                .bind(t.amount_minor)
+                .bind(&t.currency)
+                .bind(&t.code)
+                .bind(&t.reference)
+                .bind(&t.pending_id)
+                .bind(t.timeout_ms)
+                .bind(t.expires_at_ms)
+                .bind(&t.created_at);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Two postings (debit, credit) for each transfer that posts money.
+async fn insert_postings(conn: &mut AnyConnection, posting: &[&Transfer]) -> Result<(), sqlx::Error> {
+    for chunk in fintech_db::pow2_chunks(posting, CHUNK / 2) {
+        let values = vec!["(?, ?, 'D', ?, ?, ?), (?, ?, 'C', ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO postings (transfer_id, account_id, direction, amount_minor, currency, created_at) VALUES {values}"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            for account in [&t.debit_account_id, &t.credit_account_id] {
+                q = q.bind(&t.id).bind(account).bind(t.amount_minor).bind(&t.currency).bind(&t.created_at);
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 fn stage_event(t: &Transfer) -> EventEnvelope {
@@ -352,246 +484,233 @@ fn stage_event(t: &Transfer) -> EventEnvelope {
     EventEnvelope::new(format!("ledger.transfer.{}", t.kind.as_str()), SERVICE, t.debit_account_id.clone(), data)
 }
 
-async fn insert_transfer(conn: &mut AnyConnection, t: &Transfer) -> Result<(), sqlx::Error> {
-    let sql = format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&t.id)
-        .bind(t.kind.as_str())
-        .bind(&t.debit_account_id)
-        .bind(&t.credit_account_id)
-        .bind(t.amount_minor)
-        .bind(&t.currency)
-        .bind(&t.code)
-        .bind(&t.reference)
-        .bind(&t.pending_id)
-        .bind(t.timeout_ms)
-        .bind(t.expires_at_ms)
-        .bind(&t.created_at)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// The group's working state: what is stored plus what this group has done so far, so that
+/// later operations see earlier ones (a batch is applied in order).
+struct Working {
+    accounts: BTreeMap<String, Balances>,
+    transfers: HashMap<String, Transfer>,
+    resolutions: HashMap<String, Transfer>,
+    new: Vec<Transfer>,
+    now: i64,
+    created_at: String,
 }
 
-async fn insert_postings(conn: &mut AnyConnection, t: &Transfer, amount: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO postings (transfer_id, account_id, direction, amount_minor, currency, created_at) \
-         VALUES (?, ?, 'D', ?, ?, ?), (?, ?, 'C', ?, ?, ?)",
-    )
-    .bind(&t.id)
-    .bind(&t.debit_account_id)
-    .bind(amount)
-    .bind(&t.currency)
-    .bind(&t.created_at)
-    .bind(&t.id)
-    .bind(&t.credit_account_id)
-    .bind(amount)
-    .bind(&t.currency)
-    .bind(&t.created_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+fn check_side(accounts: &BTreeMap<String, Balances>, id: &str, currency: &str, side: Side) -> Result<(), LedgerError> {
+    let account = accounts.get(id).ok_or(LedgerError::AccountNotFound(side))?;
+    if account.currency != currency {
+        return Err(LedgerError::CurrencyMismatch(side));
+    }
+    match account.status {
+        AccountStatus::Open => Ok(()),
+        AccountStatus::Frozen => Err(LedgerError::AccountFrozen(side)),
+        AccountStatus::Closed => Err(LedgerError::AccountClosed(side)),
+    }
 }
 
-/// Adds `amount` to `column` of an open account of `currency`, refusing overflow and, for a
-/// debit of an account without overdraft, a result below zero available.
-async fn add_to_balance(
-    conn: &mut AnyConnection,
-    account_id: &str,
-    currency: &str,
-    column: &'static str,
-    amount: i64,
-    check_available: bool,
-) -> Result<bool, sqlx::Error> {
-    let available = if check_available {
-        " AND (allow_overdraft = 1 OR credits_posted - debits_posted - debits_pending >= ?)"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "UPDATE ledger_accounts SET {column} = {column} + ? \
-         WHERE id = ? AND currency = ? AND status = 'open' AND {column} <= ?{available}"
-    );
-    let mut q =
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(amount).bind(account_id).bind(currency).bind(i64::MAX - amount);
-    if check_available {
-        q = q.bind(amount);
-    }
-    Ok(q.execute(&mut *conn).await?.rows_affected() == 1)
-}
-
-async fn apply_transfer(conn: &mut AnyConnection, t: &NewTransfer, now: i64) -> Result<Outcome, sqlx::Error> {
-    if let Some(existing) = find_transfer(conn, &t.id).await? {
-        return Ok(if same_transfer(&existing, t) {
-            Outcome::Done(Applied { transfer: existing, replayed: true })
-        } else {
-            Outcome::Refused(LedgerError::TransferIdReused)
-        });
-    }
-    let currency = t.currency.code();
-    let (debit_col, credit_col) =
-        if t.pending { ("debits_pending", "credits_pending") } else { ("debits_posted", "credits_posted") };
-    if !add_to_balance(conn, &t.debit_account_id, currency, debit_col, t.amount_minor, true).await? {
-        let why = diagnose(conn, &t.debit_account_id, currency, Side::Debit, debit_col, t.amount_minor).await?;
-        return Ok(Outcome::Refused(why));
-    }
-    if !add_to_balance(conn, &t.credit_account_id, currency, credit_col, t.amount_minor, false).await? {
-        let why = diagnose(conn, &t.credit_account_id, currency, Side::Credit, credit_col, t.amount_minor).await?;
-        return Ok(Outcome::Refused(why));
-    }
-    let transfer = Transfer {
-        id: t.id.clone(),
-        kind: if t.pending { TransferKind::Pending } else { TransferKind::Posted },
-        debit_account_id: t.debit_account_id.clone(),
-        credit_account_id: t.credit_account_id.clone(),
-        amount_minor: t.amount_minor,
-        currency: currency.to_owned(),
-        code: t.code.clone(),
-        reference: t.reference.clone(),
-        pending_id: None,
-        timeout_ms: t.timeout_ms,
-        expires_at_ms: t.timeout_ms.map(|ms| now.saturating_add(ms)),
-        created_at: fintech_telemetry::now_rfc3339(),
-    };
-    match insert_transfer(conn, &transfer).await {
-        Err(e) if fintech_db::is_unique_violation(&e) => return Ok(Outcome::Raced),
-        other => other?,
-    }
-    if !t.pending {
-        insert_postings(conn, &transfer, t.amount_minor).await?;
-    }
-    fintech_events::outbox::stage(conn, TOPIC, &stage_event(&transfer)).await?;
-    Ok(Outcome::Done(Applied { transfer, replayed: false }))
-}
-
-async fn apply_resolve(conn: &mut AnyConnection, r: &Resolve, now: i64) -> Result<Outcome, sqlx::Error> {
-    if let Some(existing) = find_transfer(conn, &r.id).await? {
-        return Ok(if same_resolution(&existing, r) {
-            Outcome::Done(Applied { transfer: existing, replayed: true })
-        } else {
-            Outcome::Refused(LedgerError::TransferIdReused)
-        });
-    }
-    let Some(pending) = find_transfer(conn, &r.pending_id).await? else {
-        return Ok(Outcome::Refused(LedgerError::PendingNotFound));
-    };
-    if pending.kind != TransferKind::Pending {
-        return Ok(Outcome::Refused(LedgerError::NotPending));
-    }
-    if let Some(done) = find_resolution(conn, &pending.id).await? {
-        return Ok(Outcome::Refused(LedgerError::PendingAlreadyResolved(done.kind.as_str().to_owned())));
-    }
-    let expired = pending.expires_at_ms.is_some_and(|at| at <= now);
-    match r.kind {
-        TransferKind::Expire if !expired => {
-            return Ok(Outcome::Refused(LedgerError::Invariant("expiring a live hold")));
+impl Working {
+    fn apply_transfer(&mut self, t: &NewTransfer) -> Result<Applied, LedgerError> {
+        if let Some(existing) = self.transfers.get(&t.id) {
+            return if same_transfer(existing, t) {
+                Ok(Applied { transfer: existing.clone(), replayed: true })
+            } else {
+                Err(LedgerError::TransferIdReused)
+            };
         }
-        TransferKind::Post | TransferKind::Void if expired => return Ok(Outcome::Refused(LedgerError::PendingExpired)),
-        _ => {}
-    }
-    let held = pending.amount_minor;
-    let posted = match r.kind {
-        TransferKind::Post => r.amount_minor.unwrap_or(held),
-        _ => 0,
-    };
-    if posted > held {
-        return Ok(Outcome::Refused(LedgerError::AmountExceedsPending));
-    }
-    // Release the hold and post what is posted. The guards only fail if the stored totals are
-    // inconsistent, which would be a bug: refuse loudly rather than write nonsense.
-    for (account, pending_col, posted_col) in [
-        (&pending.debit_account_id, "debits_pending", "debits_posted"),
-        (&pending.credit_account_id, "credits_pending", "credits_posted"),
-    ] {
-        let sql = format!(
-            "UPDATE ledger_accounts SET {pending_col} = {pending_col} - ?, {posted_col} = {posted_col} + ? \
-             WHERE id = ? AND {pending_col} >= ? AND {posted_col} <= ?"
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(held)
-            .bind(posted)
-            .bind(account)
-            .bind(held)
-            .bind(i64::MAX - posted)
-            .execute(&mut *conn)
-            .await?;
-        if done.rows_affected() != 1 {
-            return Ok(Outcome::Refused(LedgerError::Invariant("hold totals inconsistent")));
+        let currency = t.currency.code();
+        check_side(&self.accounts, &t.debit_account_id, currency, Side::Debit)?;
+        let debit = self.accounts.get(&t.debit_account_id).ok_or(LedgerError::AccountNotFound(Side::Debit))?;
+        let debit_total = if t.pending { debit.debits_pending } else { debit.debits_posted };
+        let new_debit = debit_total.checked_add(t.amount_minor).ok_or(LedgerError::Overflow(Side::Debit))?;
+        if !debit.allow_overdraft && debit.available() < i128::from(t.amount_minor) {
+            return Err(LedgerError::InsufficientFunds);
         }
+        check_side(&self.accounts, &t.credit_account_id, currency, Side::Credit)?;
+        let credit = self.accounts.get(&t.credit_account_id).ok_or(LedgerError::AccountNotFound(Side::Credit))?;
+        let credit_total = if t.pending { credit.credits_pending } else { credit.credits_posted };
+        let new_credit = credit_total.checked_add(t.amount_minor).ok_or(LedgerError::Overflow(Side::Credit))?;
+        // Every check passed: change the working balances.
+        if let Some(d) = self.accounts.get_mut(&t.debit_account_id) {
+            if t.pending { d.debits_pending = new_debit } else { d.debits_posted = new_debit }
+        }
+        if let Some(c) = self.accounts.get_mut(&t.credit_account_id) {
+            if t.pending { c.credits_pending = new_credit } else { c.credits_posted = new_credit }
+        }
+        let transfer = Transfer {
+            id: t.id.clone(),
+            kind: if t.pending { TransferKind::Pending } else { TransferKind::Posted },
+            debit_account_id: t.debit_account_id.clone(),
+            credit_account_id: t.credit_account_id.clone(),
+            amount_minor: t.amount_minor,
+            currency: currency.to_owned(),
+            code: t.code.clone(),
+            reference: t.reference.clone(),
+            pending_id: None,
+            timeout_ms: t.timeout_ms,
+            expires_at_ms: t.timeout_ms.map(|ms| self.now.saturating_add(ms)),
+            created_at: self.created_at.clone(),
+        };
+        self.record(transfer.clone());
+        Ok(Applied { transfer, replayed: false })
     }
-    let transfer = Transfer {
-        id: r.id.clone(),
-        kind: r.kind,
-        debit_account_id: pending.debit_account_id.clone(),
-        credit_account_id: pending.credit_account_id.clone(),
-        amount_minor: if r.kind == TransferKind::Post { posted } else { held },
-        currency: pending.currency.clone(),
-        code: pending.code.clone(),
-        reference: pending.reference.clone(),
-        pending_id: Some(pending.id.clone()),
-        timeout_ms: None,
-        expires_at_ms: None,
-        created_at: fintech_telemetry::now_rfc3339(),
-    };
-    match insert_transfer(conn, &transfer).await {
-        Err(e) if fintech_db::is_unique_violation(&e) => return Ok(Outcome::Raced),
-        other => other?,
-    }
-    if posted > 0 {
-        insert_postings(conn, &transfer, posted).await?;
-    }
-    fintech_events::outbox::stage(conn, TOPIC, &stage_event(&transfer)).await?;
-    Ok(Outcome::Done(Applied { transfer, replayed: false }))
-}
 
-/// After a race was rolled back: answer from what the winner stored.
-async fn answer_race(conn: &mut AnyConnection, op: &Op) -> Result<Result<Applied, LedgerError>, sqlx::Error> {
-    Ok(match op {
-        Op::Transfer(t) => match find_transfer(conn, &t.id).await? {
-            Some(existing) if same_transfer(&existing, t) => Ok(Applied { transfer: existing, replayed: true }),
-            _ => Err(LedgerError::TransferIdReused),
-        },
-        Op::Resolve(r) => match find_transfer(conn, &r.id).await? {
-            Some(existing) if same_resolution(&existing, r) => Ok(Applied { transfer: existing, replayed: true }),
-            Some(_) => Err(LedgerError::TransferIdReused),
-            None => match find_resolution(conn, &r.pending_id).await? {
-                Some(done) => Err(LedgerError::PendingAlreadyResolved(done.kind.as_str().to_owned())),
-                None => Err(LedgerError::Invariant("race without a winner")),
-            },
-        },
-    })
+    fn apply_resolve(&mut self, r: &Resolve) -> Result<Applied, LedgerError> {
+        if let Some(existing) = self.transfers.get(&r.id) {
+            return if same_resolution(existing, r) {
+                Ok(Applied { transfer: existing.clone(), replayed: true })
+            } else {
+                Err(LedgerError::TransferIdReused)
+            };
+        }
+        let pending = self.transfers.get(&r.pending_id).cloned().ok_or(LedgerError::PendingNotFound)?;
+        if pending.kind != TransferKind::Pending {
+            return Err(LedgerError::NotPending);
+        }
+        if let Some(done) = self.resolutions.get(&pending.id) {
+            return Err(LedgerError::PendingAlreadyResolved(done.kind.as_str().to_owned()));
+        }
+        let expired = pending.expires_at_ms.is_some_and(|at| at <= self.now);
+        match r.kind {
+            TransferKind::Expire if !expired => return Err(LedgerError::Invariant("expiring a live hold")),
+            TransferKind::Post | TransferKind::Void if expired => return Err(LedgerError::PendingExpired),
+            _ => {}
+        }
+        let held = pending.amount_minor;
+        let posted = if r.kind == TransferKind::Post { r.amount_minor.unwrap_or(held) } else { 0 };
+        if posted > held {
+            return Err(LedgerError::AmountExceedsPending);
+        }
+        let (Some(debit), Some(credit)) =
+            (self.accounts.get(&pending.debit_account_id), self.accounts.get(&pending.credit_account_id))
+        else {
+            return Err(LedgerError::Invariant("a hold's account is missing"));
+        };
+        let new_debit =
+            (debit.debits_pending.checked_sub(held).filter(|v| *v >= 0), debit.debits_posted.checked_add(posted));
+        let new_credit =
+            (credit.credits_pending.checked_sub(held).filter(|v| *v >= 0), credit.credits_posted.checked_add(posted));
+        let ((Some(dp), Some(dd)), (Some(cp), Some(cc))) = (new_debit, new_credit) else {
+            return Err(LedgerError::Invariant("hold totals inconsistent"));
+        };
+        if let Some(d) = self.accounts.get_mut(&pending.debit_account_id) {
+            d.debits_pending = dp;
+            d.debits_posted = dd;
+        }
+        if let Some(c) = self.accounts.get_mut(&pending.credit_account_id) {
+            c.credits_pending = cp;
+            c.credits_posted = cc;
+        }
+        let transfer = Transfer {
+            id: r.id.clone(),
+            kind: r.kind,
+            debit_account_id: pending.debit_account_id.clone(),
+            credit_account_id: pending.credit_account_id.clone(),
+            amount_minor: if r.kind == TransferKind::Post { posted } else { held },
+            currency: pending.currency.clone(),
+            code: pending.code.clone(),
+            reference: pending.reference.clone(),
+            pending_id: Some(pending.id.clone()),
+            timeout_ms: None,
+            expires_at_ms: None,
+            created_at: self.created_at.clone(),
+        };
+        self.resolutions.insert(pending.id.clone(), transfer.clone());
+        self.record(transfer.clone());
+        Ok(Applied { transfer, replayed: false })
+    }
+
+    fn record(&mut self, t: Transfer) {
+        self.transfers.insert(t.id.clone(), t.clone());
+        self.new.push(t);
+    }
 }
 
 /// Applies a group of operations in one transaction; per-operation results.
+///
+/// Reads everything the group needs in a few statements (the transfers it names, the
+/// resolutions of the holds it names, the accounts it touches — locked), applies the operations
+/// in order in memory with every check, then writes each changed account once and inserts the
+/// new transfers, postings and events with multi-row statements. A refused operation changes
+/// nothing. A duplicate-key error (another process recorded the same id first) fails the group,
+/// which the writer retries: the retry then sees the winner and answers from it.
 async fn apply_group(db: &Db, ops: &[&Op]) -> Result<Vec<Result<Applied, LedgerError>>, sqlx::Error> {
-    let now = now_ms();
     let mut tx = db.begin_write().await?;
-    let mut results = Vec::with_capacity(ops.len());
+    let mut ids: Vec<String> = Vec::new();
+    let mut pending_ids: Vec<String> = Vec::new();
     for op in ops {
-        let mut sp = tx.begin().await?;
-        let outcome = match op {
-            Op::Transfer(t) => apply_transfer(&mut sp, t, now).await?,
-            Op::Resolve(r) => apply_resolve(&mut sp, r, now).await?,
-        };
-        match outcome {
-            Outcome::Done(applied) => {
-                sp.commit().await?;
-                results.push(Ok(applied));
-            }
-            Outcome::Refused(why) => {
-                sp.rollback().await?;
-                results.push(Err(why));
-            }
-            Outcome::Raced => {
-                sp.rollback().await?;
-                results.push(answer_race(&mut tx, op).await?);
+        match op {
+            Op::Transfer(t) => ids.push(t.id.clone()),
+            Op::Resolve(r) => {
+                ids.push(r.id.clone());
+                ids.push(r.pending_id.clone());
+                pending_ids.push(r.pending_id.clone());
             }
         }
     }
+    ids.sort_unstable();
+    ids.dedup();
+    pending_ids.sort_unstable();
+    pending_ids.dedup();
+    let transfers: HashMap<String, Transfer> =
+        load_transfers(&mut tx, "id", &ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+    let resolutions: HashMap<String, Transfer> = load_transfers(&mut tx, "pending_id", &pending_ids)
+        .await?
+        .into_iter()
+        .filter_map(|t| t.pending_id.clone().map(|p| (p, t)))
+        .collect();
+    let mut account_ids: Vec<String> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Transfer(t) => account_ids.extend([t.debit_account_id.clone(), t.credit_account_id.clone()]),
+            Op::Resolve(r) => {
+                if let Some(p) = transfers.get(&r.pending_id) {
+                    account_ids.extend([p.debit_account_id.clone(), p.credit_account_id.clone()]);
+                }
+            }
+        }
+    }
+    account_ids.sort_unstable();
+    account_ids.dedup();
+    let accounts = lock_accounts(&mut tx, db.engine(), &account_ids).await?;
+    let before = accounts.clone();
+    let mut work = Working {
+        accounts,
+        transfers,
+        resolutions,
+        new: Vec::new(),
+        now: now_ms(),
+        created_at: fintech_telemetry::now_rfc3339(),
+    };
+    let results: Vec<Result<Applied, LedgerError>> = ops
+        .iter()
+        .map(|op| match op {
+            Op::Transfer(t) => work.apply_transfer(t),
+            Op::Resolve(r) => work.apply_resolve(r),
+        })
+        .collect();
+    let changes: Vec<(&str, &Balances, &Balances)> = work
+        .accounts
+        .iter()
+        .filter_map(|(id, after)| before.get(id).filter(|old| *old != after).map(|old| (id.as_str(), old, after)))
+        .collect();
+    write_accounts(&mut tx, &changes).await?;
+    insert_transfers(&mut tx, &work.new).await?;
+    let posting: Vec<&Transfer> = work
+        .new
+        .iter()
+        .filter(|t| t.kind == TransferKind::Posted || (t.kind == TransferKind::Post && t.amount_minor > 0))
+        .collect();
+    insert_postings(&mut tx, &posting).await?;
+    let events: Vec<EventEnvelope> = work.new.iter().map(stage_event).collect();
+    fintech_events::outbox::stage_many(&mut tx, TOPIC, &events).await?;
     tx.commit().await?;
     Ok(results)
 }
 
 fn retryable(e: &sqlx::Error) -> bool {
+    if fintech_db::is_unique_violation(e) {
+        // Another process recorded the same transfer id or resolved the same hold first.
+        return true;
+    }
     match e {
         // MySQL: 1213 deadlock, 1205 lock wait timeout. SQLite: busy / locked.
         sqlx::Error::Database(d) => {
@@ -599,7 +718,7 @@ fn retryable(e: &sqlx::Error) -> bool {
                 || d.message().contains("Deadlock")
                 || d.message().contains("Lock wait timeout")
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
         _ => false,
     }
 }
@@ -613,11 +732,20 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Command>, outbox: Arc<Notify>, sh
         let Some(first) = first else { break };
         let mut group = vec![first];
         let mut count = group[0].ops.len();
+        // Gather what is queued. When the queue runs dry, yield a few times first: callers that
+        // just got their previous answer are about to send again, and joining this group costs
+        // them far less than waiting for the next commit.
+        let mut idle_yields = 0;
         while count < MAX_OPS_PER_COMMIT {
             match rx.try_recv() {
                 Ok(cmd) => {
                     count += cmd.ops.len();
                     group.push(cmd);
+                    idle_yields = 0;
+                }
+                Err(_) if idle_yields < GATHER_YIELDS => {
+                    idle_yields += 1;
+                    tokio::task::yield_now().await;
                 }
                 Err(_) => break,
             }
@@ -699,7 +827,7 @@ async fn sweeper(ledger: Ledger, shutdown: CancellationToken, every: Duration) {
 
 /// Scripted interleavings of two database transactions: the lost update and the write skew on
 /// the overdraft check that MySQL's REPEATABLE READ allows for naive read-then-write code do not
-/// happen with the ledger's conditional updates. Each anomaly is first shown to happen with the
+/// happen with the ledger's locked reads and guarded writes. Each anomaly is first shown to happen with the
 /// naive code (on MariaDB), so the test would notice if the ledger's statements allowed it.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -719,7 +847,7 @@ mod isolation_tests {
         let db = Db::connect(&url, fintech_db::PoolLimits::default()).await.unwrap();
         sqlx::query(
             "INSERT INTO ledger_accounts (id, currency, allow_overdraft, status, credits_posted, created_at) \
-             VALUES ('a', 'USD', 0, 'open', 100, 'now')",
+             VALUES ('a', 'USD', 0, 'open', 100, 'now'), ('x', 'USD', 1, 'open', 0, 'now')",
         )
         .execute(db.pool())
         .await
@@ -732,40 +860,51 @@ mod isolation_tests {
         sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(db.pool()).await.unwrap().get(0)
     }
 
-    /// Two debits of 60 against 100 available, interleaved: one must be refused.
+    fn transfer(id: &str, debit: &str, credit: &str, amount: i64) -> Op {
+        Op::Transfer(NewTransfer {
+            id: id.into(),
+            debit_account_id: debit.into(),
+            credit_account_id: credit.into(),
+            amount_minor: amount,
+            currency: "USD".parse().unwrap(),
+            code: "test".into(),
+            reference: String::new(),
+            pending: false,
+            timeout_ms: None,
+        })
+    }
+
+    /// Another writer holds account `a` (locked, about to write `change`) while the ledger
+    /// applies `op`; returns the ledger's result once the first writer committed.
+    async fn interleave(db: &Db, change: impl FnOnce(&mut Balances), op: Op) -> Result<Applied, LedgerError> {
+        let mut first = db.begin_write().await.unwrap();
+        let locked = lock_accounts(&mut first, db.engine(), &["a".to_owned()]).await.unwrap();
+        let before = locked["a"].clone();
+        assert_eq!(before.available(), 100);
+        let other = db.clone();
+        let second = tokio::spawn(async move { apply_group(&other, &[&op]).await.unwrap().pop().unwrap() });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the ledger waits for the first writer's lock");
+        let mut after = before.clone();
+        change(&mut after);
+        write_accounts(&mut first, &[("a", &before, &after)]).await.unwrap();
+        first.commit().await.unwrap();
+        second.await.unwrap()
+    }
+
+    /// Two debits of 60 against 100 available, interleaved: the second is refused.
     async fn no_write_skew_on_the_overdraft_check(engine: fintech_db::Engine) {
         let (db, _dir) = database(engine).await;
-        let mut first = db.begin_write().await.unwrap();
-        assert!(add_to_balance(&mut first, "a", "USD", "debits_posted", 60, true).await.unwrap());
-        let other = db.clone();
-        let second = tokio::spawn(async move {
-            let mut tx = other.begin_write().await.unwrap();
-            let ok = add_to_balance(&mut tx, "a", "USD", "debits_posted", 60, true).await.unwrap();
-            tx.commit().await.unwrap();
-            ok
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!second.is_finished(), "the second writer waits for the first");
-        first.commit().await.unwrap();
-        assert!(!second.await.unwrap(), "the second debit is refused once the first committed");
+        let result = interleave(&db, |b| b.debits_posted += 60, transfer("t2", "a", "x", 60)).await;
+        assert!(matches!(result, Err(LedgerError::InsufficientFunds)), "{result:?}");
         assert_eq!(column(&db, "debits_posted").await, 60);
     }
 
     /// Two credits of 10, interleaved: both count.
     async fn no_lost_update(engine: fintech_db::Engine) {
         let (db, _dir) = database(engine).await;
-        let mut first = db.begin_write().await.unwrap();
-        assert!(add_to_balance(&mut first, "a", "USD", "credits_posted", 10, false).await.unwrap());
-        let other = db.clone();
-        let second = tokio::spawn(async move {
-            let mut tx = other.begin_write().await.unwrap();
-            let ok = add_to_balance(&mut tx, "a", "USD", "credits_posted", 10, false).await.unwrap();
-            tx.commit().await.unwrap();
-            ok
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        first.commit().await.unwrap();
-        assert!(second.await.unwrap());
+        let result = interleave(&db, |b| b.credits_posted += 10, transfer("t2", "x", "a", 10)).await;
+        assert!(result.is_ok(), "{result:?}");
         assert_eq!(column(&db, "credits_posted").await, 120);
     }
 

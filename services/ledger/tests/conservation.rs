@@ -55,9 +55,8 @@ async fn send(
         match req.send().await {
             Ok(resp) if resp.status() != StatusCode::SERVICE_UNAVAILABLE => {
                 let status = resp.status();
-                match resp.json::<Value>().await {
-                    Ok(v) => return (status, v),
-                    Err(_) => {}
+                if let Ok(v) = resp.json::<Value>().await {
+                    return (status, v);
                 }
             }
             _ => {}

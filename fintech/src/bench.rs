@@ -1,0 +1,260 @@
+//! `fintech bench ledger`: the ledger's throughput next to the raw limit of the same database
+//! engine on the same machine, measured in the same run, with their ratio.
+//!
+//! - raw single-row durable commits: C connections, each inserting one row per transaction
+//!   (SQLite: WAL + synchronous=FULL; MariaDB: whatever the server enforces, which should be
+//!   `innodb_flush_log_at_trx_commit=1`);
+//! - raw batched insert: 1000 rows per transaction, one connection;
+//! - ledger single transfers: C concurrent callers, one transfer each call (group commit);
+//! - ledger batches: 1000 transfers per call.
+//!
+//! Durability is never traded: the ledger runs with the same settings as the raw runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use fintech_db::sqlx::{self, Row};
+use fintech_db::{Db, Engine, PoolLimits};
+use fintech_ledger::domain::{NewAccount, NewTransfer};
+use fintech_ledger::{Ledger, LedgerService};
+use tokio_util::sync::CancellationToken;
+
+const BATCH: usize = 1000;
+
+/// What one measurement produced.
+struct Figure {
+    per_second: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+}
+
+impl std::fmt::Display for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:>10.0}/s", self.per_second)?;
+        if let (Some(p50), Some(p99)) = (self.p50_ms, self.p99_ms) {
+            write!(f, "   p50 {p50:>6.2} ms   p99 {p99:>6.2} ms")?;
+        }
+        Ok(())
+    }
+}
+
+fn percentile(sorted_us: &[u64], p: f64) -> Option<f64> {
+    if sorted_us.is_empty() {
+        return None;
+    }
+    // Index arithmetic on a latency list: floats are fine here, this is not money.
+    #[allow(clippy::float_arithmetic)]
+    let idx = ((sorted_us.len() as f64 - 1.0) * p).round() as usize;
+    #[allow(clippy::float_arithmetic)]
+    Some(sorted_us[idx] as f64 / 1000.0)
+}
+
+#[allow(clippy::float_arithmetic)]
+fn figure(count: u64, elapsed: Duration, mut latencies_us: Vec<u64>) -> Figure {
+    latencies_us.sort_unstable();
+    Figure {
+        per_second: count as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&latencies_us, 0.50),
+        p99_ms: percentile(&latencies_us, 0.99),
+    }
+}
+
+async fn fresh_db(url: &str) -> anyhow::Result<Db> {
+    fintech_kit::migrate(&LedgerService, url).await?;
+    let db = Db::connect(url, PoolLimits { max_connections: 32, ..PoolLimits::default() }).await?;
+    let ddl = match db.engine() {
+        Engine::Sqlite => {
+            "CREATE TABLE IF NOT EXISTS bench_raw (id INTEGER PRIMARY KEY AUTOINCREMENT, v BIGINT NOT NULL)"
+        }
+        Engine::MySql => {
+            "CREATE TABLE IF NOT EXISTS bench_raw (id BIGINT AUTO_INCREMENT PRIMARY KEY, v BIGINT NOT NULL) ENGINE=InnoDB"
+        }
+    };
+    sqlx::query(ddl).execute(db.pool()).await?;
+    Ok(db)
+}
+
+/// C tasks, each committing one single-row insert per transaction, for `seconds`.
+async fn raw_single(db: &Db, concurrency: usize, seconds: u64) -> anyhow::Result<Figure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (db, stop, count) = (db.clone(), stop.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let mut tx = db.begin_write().await?;
+                sqlx::query("INSERT INTO bench_raw (v) VALUES (?)").bind(1i64).execute(&mut *tx).await?;
+                tx.commit().await?;
+                lat.push(t.elapsed().as_micros() as u64);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, sqlx::Error>(lat)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    Ok(figure(count.load(Ordering::Relaxed), started.elapsed(), lat))
+}
+
+/// One connection inserting 1000 rows per transaction, for `seconds`.
+async fn raw_batched(db: &Db, seconds: u64) -> anyhow::Result<Figure> {
+    let placeholders = vec!["(?)"; BATCH].join(", ");
+    let sql = format!("INSERT INTO bench_raw (v) VALUES {placeholders}");
+    let started = Instant::now();
+    let mut rows = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let mut tx = db.begin_write().await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+        for _ in 0..BATCH {
+            q = q.bind(1i64);
+        }
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        rows += BATCH as u64;
+    }
+    Ok(figure(rows, started.elapsed(), Vec::new()))
+}
+
+async fn setup_accounts(ledger: &Ledger, n: usize) -> anyhow::Result<Vec<String>> {
+    let usd: fintech_money::Currency = "USD".parse()?;
+    let funding = NewAccount { id: "bench:funding".into(), currency: usd, allow_overdraft: true };
+    ledger.create_account(&funding).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = format!("bench:{i}");
+        let account = NewAccount { id: id.clone(), currency: usd, allow_overdraft: false };
+        ledger.create_account(&account).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        ids.push(id);
+    }
+    let fund: Vec<NewTransfer> =
+        ids.iter().map(|id| transfer(format!("bench-fund-{id}"), "bench:funding", id, 1_000_000_000)).collect();
+    for result in ledger.transfers(fund).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+        result.map_err(|e| anyhow::anyhow!("funding failed: {e}"))?;
+    }
+    Ok(ids)
+}
+
+fn transfer(id: String, debit: &str, credit: &str, amount: i64) -> NewTransfer {
+    NewTransfer {
+        id,
+        debit_account_id: debit.to_owned(),
+        credit_account_id: credit.to_owned(),
+        amount_minor: amount,
+        currency: "USD".parse().unwrap_or_else(|_| unreachable!("USD is listed")),
+        code: "bench".into(),
+        reference: String::new(),
+        pending: false,
+        timeout_ms: None,
+    }
+}
+
+async fn ledger_single(
+    ledger: &Ledger,
+    accounts: &[String],
+    concurrency: usize,
+    seconds: u64,
+) -> anyhow::Result<Figure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let (ledger, stop, count, accounts) = (ledger.clone(), stop.clone(), count.clone(), accounts.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let debit = &accounts[(c + i) % accounts.len()];
+                let credit = &accounts[(c + i + 1) % accounts.len()];
+                let t = Instant::now();
+                ledger
+                    .transfer(transfer(format!("bench-s-{c}-{i}"), debit, credit, 1))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                lat.push(t.elapsed().as_micros() as u64);
+                count.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    Ok(figure(count.load(Ordering::Relaxed), started.elapsed(), lat))
+}
+
+async fn ledger_batches(ledger: &Ledger, accounts: &[String], seconds: u64) -> anyhow::Result<Figure> {
+    let started = Instant::now();
+    let mut n = 0u64;
+    let mut round = 0usize;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let batch: Vec<NewTransfer> = (0..BATCH)
+            .map(|i| {
+                let debit = &accounts[i % accounts.len()];
+                let credit = &accounts[(i + 1) % accounts.len()];
+                transfer(format!("bench-b-{round}-{i}"), debit, credit, 1)
+            })
+            .collect();
+        for r in ledger.transfers(batch).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+            r.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        n += BATCH as u64;
+        round += 1;
+    }
+    Ok(figure(n, started.elapsed(), Vec::new()))
+}
+
+#[allow(clippy::float_arithmetic)]
+fn ratio(a: &Figure, b: &Figure) -> f64 {
+    a.per_second / b.per_second
+}
+
+/// Runs the ledger benchmark on one database URL and prints the figures.
+pub async fn ledger(url: &str, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+    let engine = Engine::from_url(url)?;
+    let db = fresh_db(url).await.context("preparing the benchmark database")?;
+    println!("ledger benchmark on {engine:?}: {concurrency} concurrent callers, {seconds} s per phase");
+    if engine == Engine::MySql {
+        let row = sqlx::query("SELECT CAST(@@innodb_flush_log_at_trx_commit AS SIGNED)").fetch_one(db.pool()).await?;
+        let flush: i64 = row.get(0);
+        println!("  innodb_flush_log_at_trx_commit = {flush}");
+        anyhow::ensure!(
+            flush == 1,
+            "the server does not flush the log at each commit; the figures would not be durable"
+        );
+    }
+    println!("  [1/4] raw single-row durable commits ...");
+    let raw = raw_single(&db, concurrency, seconds).await?;
+    println!("  [2/4] raw batched inserts ({BATCH} rows per commit) ...");
+    let raw_batch = raw_batched(&db, seconds).await?;
+    let shutdown = CancellationToken::new();
+    let ledger =
+        Ledger::start(db.clone(), Arc::new(tokio::sync::Notify::new()), shutdown.clone(), Duration::from_secs(3600));
+    let accounts = setup_accounts(&ledger, 64).await?;
+    println!("  [3/4] ledger single transfers ...");
+    let single = ledger_single(&ledger, &accounts, concurrency, seconds).await?;
+    println!("  [4/4] ledger batches ({BATCH} transfers per call) ...");
+    let batches = ledger_batches(&ledger, &accounts, seconds).await?;
+    shutdown.cancel();
+    println!();
+    println!("  raw single-row commits    {raw}");
+    println!("  ledger single transfers   {single}   ratio {:.2}x raw commits", ratio(&single, &raw));
+    println!("  raw batched inserts       {raw_batch}");
+    println!("  ledger batched transfers  {batches}   ratio {:.2}x raw batched rows", ratio(&batches, &raw_batch));
+    db.close().await;
+    Ok(())
+}
