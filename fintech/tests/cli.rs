@@ -30,9 +30,10 @@ impl Drop for Running {
 /// startup time and the receiver of the remaining stdout lines.
 fn start_up(data_dir: &std::path::Path) -> (Running, String, Duration, mpsc::Receiver<String>) {
     let started = Instant::now();
+    // The data folder comes from its environment variable, as in a container.
     let child = fintech()
-        .args(["up", "--port", "0", "--data-dir"])
-        .arg(data_dir)
+        .args(["up", "--port", "0"])
+        .env("FINTECH_DATA_DIR", data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -118,7 +119,8 @@ async fn up_serves_health_and_stops_cleanly_on_sigterm() {
 
 fn migrate_all(url: &str) -> Child {
     fintech()
-        .args(["migrate", "all", "--database-url", url])
+        .args(["migrate", "all"])
+        .env("FINTECH_MIGRATE_DATABASE_URL", url)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

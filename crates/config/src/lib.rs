@@ -16,6 +16,10 @@ use serde::{Deserialize, Deserializer};
 /// Prefix of every environment variable this platform reads.
 pub const ENV_PREFIX: &str = "FINTECH_";
 
+/// `FINTECH_*` variables read by the command line (`--config`, `--data-dir`,
+/// `--database-url` of `migrate`), lower-cased as figment sees them: they are not keys.
+pub const COMMAND_LINE_VARIABLES: &[&str] = &["config", "data_dir", "migrate_database_url"];
+
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -70,8 +74,8 @@ impl ConfigSource {
             }
             figment = figment.merge(Toml::file(path));
         }
-        // `FINTECH_CONFIG` names the file itself and is not a key.
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"));
+        // Variables that are command-line options, not configuration keys.
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(COMMAND_LINE_VARIABLES).split("__"));
         Ok(ConfigSource { figment })
     }
 
