@@ -45,5 +45,8 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed", p, f }' "$log")
 
+step "Helm charts: lint, render, schema and policy checks, manifest tests, OCI push"
+./scripts/check-helm.sh
+
 step "all checks passed in $(( $(date +%s) - started )) s"
 printf '%s\n' "$summary"

@@ -1,0 +1,246 @@
+{{/*
+Helpers of the fintech chart. Shared building blocks (names, labels, images, security context,
+probes, resources, checksums) come from the fintech-lib library chart.
+*/}}
+
+{{/* The fixed facts of every service container. */}}
+{{- define "fintech.httpPort" -}}8080{{- end -}}
+{{- define "fintech.uid" -}}65532{{- end -}}
+{{- define "fintech.dataDir" -}}/data{{- end -}}
+
+{{/*
+Every service, merged over serviceDefaults, as YAML (a map: name -> settings).
+Use: $services := include "fintech.services" . | fromYaml
+Also fills in the derived settings: image repository, Google service account, Secret Manager ids.
+*/}}
+{{- define "fintech.services" -}}
+{{- $out := dict -}}
+{{- range $name, $svc := .Values.services -}}
+{{- $s := mergeOverwrite (deepCopy $.Values.serviceDefaults) (deepCopy ($svc | default dict)) -}}
+{{- $image := $s.image | default dict -}}
+{{- if not $image.repository -}}
+{{- $_ := set $image "repository" (printf "%s/%s" $.Values.image.registry $name) -}}
+{{- end -}}
+{{- $_ := set $s "image" $image -}}
+{{- if not $s.gcpServiceAccount -}}
+{{- $_ := set $s "gcpServiceAccount" (printf "%s%s@%s.iam.gserviceaccount.com" $.Values.workloadIdentity.gsaPrefix $name $.Values.gcp.projectId) -}}
+{{- end -}}
+{{- if $s.database.enabled -}}
+{{- if not $s.database.secret -}}
+{{- $_ := set $s.database "secret" (printf "%s%s-database-url" $.Values.externalSecrets.secretPrefix $name) -}}
+{{- end -}}
+{{- if not $s.database.instanceConnectionName -}}
+{{- $_ := set $s.database "instanceConnectionName" $.Values.cloudSql.instanceConnectionName -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $out $name $s -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* true when the service reads anything from Secret Manager. */}}
+{{- define "fintech.hasSecrets" -}}
+{{- if or .database.enabled (gt (len (.secretEnv | default dict)) 0) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Whole seconds the service may spend finishing in-flight requests after SIGTERM: the configured
+grace, raised to the route timeout of a public service so no accepted request is cut short.
+*/}}
+{{- define "fintech.shutdownGraceSeconds" -}}
+{{- $grace := .shutdownGraceSeconds | int -}}
+{{- if and .route (gt (.route.timeoutSeconds | int) $grace) -}}
+{{- $grace = .route.timeoutSeconds | int -}}
+{{- end -}}
+{{- $grace -}}
+{{- end -}}
+
+{{/*
+A byte count as an NGINX size ("5184k"), rounded up: the gateway may let through a few bytes more,
+never fewer. NGINX Gateway Fabric accepts at most four digits before the unit.
+*/}}
+{{- define "fintech.nginxSize" -}}
+{{- $bytes := . | int64 -}}
+{{- $mib := 1048576 -}}
+{{- if eq (mod $bytes $mib | int64) 0 -}}
+{{- printf "%dm" (div $bytes $mib) -}}
+{{- else -}}
+{{- $kib := div (add $bytes 1023) 1024 -}}
+{{- if le (int64 $kib) 9999 -}}
+{{- printf "%dk" $kib -}}
+{{- else -}}
+{{- printf "%dm" (div (add $bytes (sub $mib 1)) $mib) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Non-secret environment of a service container (the ConfigMap's data).
+Args: dict "context" $ "name" $name "svc" $svc
+*/}}
+{{- define "fintech.serviceEnv" -}}
+{{- $ctx := .context -}}
+{{- $svc := .svc -}}
+{{- $key := include "fintech-lib.names.envKey" .name -}}
+FINTECH_HTTP__BIND: "0.0.0.0"
+FINTECH_HTTP__PORT: {{ include "fintech.httpPort" . | quote }}
+FINTECH_HTTP__SHUTDOWN_GRACE_MS: {{ mul (include "fintech.shutdownGraceSeconds" $svc | int) 1000 | quote }}
+{{- if $svc.route }}
+FINTECH_HTTP__REQUEST_TIMEOUT_MS: {{ mul (sub ($svc.route.timeoutSeconds | int) 1) 1000 | quote }}
+{{- end }}
+FINTECH_LOG__LEVEL: {{ $ctx.Values.logLevel | quote }}
+FINTECH_GCP__PROJECT_ID: {{ $ctx.Values.gcp.projectId | quote }}
+FINTECH_MIGRATIONS__ON_START: "false"
+{{- if $svc.database.enabled }}
+FINTECH_DATABASE__{{ $key }}__MAX_CONNECTIONS: {{ $svc.database.maxConnections | quote }}
+{{- end }}
+{{- range $k, $v := $svc.env }}
+{{ $k }}: {{ $v | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The environment variable holding a service's database URL. */}}
+{{- define "fintech.databaseUrlEnv" -}}
+{{- printf "FINTECH_DATABASE__%s__URL" (include "fintech-lib.names.envKey" .) -}}
+{{- end -}}
+
+{{/*
+The Cloud SQL Auth Proxy as a native sidecar: an init container with restartPolicy Always. It
+starts (and passes its startup probe) before the service container, and stops after it, so the
+service never runs without its database path, and a migration Job still completes.
+Args: dict "context" $ "svc" $svc
+*/}}
+{{- define "fintech.cloudSqlProxy" -}}
+{{- $ctx := .context -}}
+{{- $proxy := $ctx.Values.cloudSql.proxy -}}
+- name: cloud-sql-proxy
+  image: {{ include "fintech-lib.images.image" (dict "image" $proxy.image "path" "cloudSql.proxy.image") }}
+  imagePullPolicy: {{ $ctx.Values.image.pullPolicy }}
+  restartPolicy: Always
+  args:
+    - --structured-logs
+    - --address=127.0.0.1
+    - --port={{ $proxy.port }}
+    {{- if $ctx.Values.cloudSql.privateIp }}
+    - --private-ip
+    {{- end }}
+    - --health-check
+    - --http-address=0.0.0.0
+    - --http-port={{ $proxy.healthPort }}
+    - --exit-zero-on-sigterm
+    - {{ .svc.database.instanceConnectionName | quote }}
+  ports:
+    - name: proxy-health
+      containerPort: {{ $proxy.healthPort }}
+      protocol: TCP
+  startupProbe:
+    {{- include "fintech-lib.probes.http" (dict "path" "/startup" "port" "proxy-health" "probe" (dict "periodSeconds" 1 "failureThreshold" 60)) | nindent 4 }}
+  livenessProbe:
+    {{- include "fintech-lib.probes.http" (dict "path" "/liveness" "port" "proxy-health" "probe" (dict "periodSeconds" 10 "failureThreshold" 3)) | nindent 4 }}
+  readinessProbe:
+    {{- include "fintech-lib.probes.http" (dict "path" "/readiness" "port" "proxy-health" "probe" (dict "periodSeconds" 10 "failureThreshold" 3)) | nindent 4 }}
+  resources:
+    {{- include "fintech-lib.resources" (dict "resources" $proxy.resources "path" "cloudSql.proxy.resources") | nindent 4 }}
+  securityContext:
+    {{- include "fintech-lib.securityContext.container" (dict "uid" (include "fintech.uid" .)) | nindent 4 }}
+{{- end -}}
+
+{{/* Annotations of a Helm hook: created in `order` before install and upgrade. */}}
+{{- define "fintech.hookAnnotations" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: {{ . | quote }}
+{{- end -}}
+
+{{/*
+The spec of a service's ExternalSecret. Also hashed into the pods' checksum/secret annotation, so
+pointing at another secret or pinning another version rolls the pods.
+Args: dict "context" $ "name" $name "svc" $svc
+*/}}
+{{- define "fintech.externalSecretSpec" -}}
+{{- $ctx := .context -}}
+{{- $full := include "fintech-lib.names.component" (dict "context" $ctx "component" .name) -}}
+refreshInterval: {{ $ctx.Values.externalSecrets.refreshInterval }}
+secretStoreRef:
+  kind: SecretStore
+  name: {{ $full }}
+target:
+  name: {{ $full }}
+  creationPolicy: Owner
+  # Keep the last good copy if the Secret Manager secret is deleted or unreadable.
+  deletionPolicy: Retain
+data:
+  {{- if .svc.database.enabled }}
+  - secretKey: database-url
+    remoteRef:
+      key: {{ .svc.database.secret }}
+      version: {{ .svc.database.secretVersion | toString | quote }}
+  {{- end }}
+  {{- range $env, $ref := .svc.secretEnv }}
+  - secretKey: {{ $env }}
+    remoteRef:
+      key: {{ printf "%s%s" $ctx.Values.externalSecrets.secretPrefix $ref.secret }}
+      version: {{ $ref.version | default "latest" | toString | quote }}
+  {{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy egress rule: the cluster DNS (UDP and TCP 53). */}}
+{{- define "fintech.netpol.dns" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ .Values.networkPolicy.dns.namespace }}
+      podSelector:
+        matchLabels:
+          {{- toYaml .Values.networkPolicy.dns.podLabels | nindent 10 }}
+    {{- range .Values.networkPolicy.dns.cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+{{- end -}}
+
+{{/*
+NetworkPolicy egress rules to Google: the GKE metadata server (Workload Identity tokens) and
+Google APIs over Private Google Access (Secret Manager, Cloud SQL Admin, Pub/Sub, Storage...).
+NetworkPolicy cannot match host names, so the APIs are reached through the private VIP ranges
+that *.googleapis.com resolves to inside the VPC.
+*/}}
+{{- define "fintech.netpol.google" -}}
+{{- range .Values.networkPolicy.metadataServer }}
+- to:
+    - ipBlock:
+        cidr: {{ .cidr }}
+  ports:
+    - protocol: TCP
+      port: {{ .port }}
+{{- end }}
+- to:
+    {{- range .Values.networkPolicy.googleApis.cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: 443
+{{- end -}}
+
+{{/* NetworkPolicy egress rule: Cloud SQL instances, which the Auth Proxy reaches on port 3307. */}}
+{{- define "fintech.netpol.cloudSql" -}}
+- to:
+    {{- range .Values.networkPolicy.cloudSql.cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: 3307
+{{- end -}}
+
+{{/* The labels NGINX Gateway Fabric puts on the data plane pods it runs for our Gateway. */}}
+{{- define "fintech.gatewayPodLabels" -}}
+gateway.networking.k8s.io/gateway-name: {{ include "fintech-lib.names.fullname" . }}
+{{- end -}}

@@ -1,0 +1,97 @@
+"""Shared fixtures: the rendered manifests of every environment and the expected settings.
+
+The expectations are computed from the values files themselves (values.yaml, then the
+environment's file, merged the way Helm merges them), so that adding a service adds its cases
+here without touching the tests.
+"""
+
+import copy
+import functools
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import yaml  # noqa: E402
+
+from render import CHART, ENVIRONMENTS, render, values_file  # noqa: E402
+
+
+def merge(base, override):
+    """Helm's values merge: maps merge key by key, null deletes a key, anything else replaces."""
+    if not isinstance(base, dict) or not isinstance(override, dict):
+        return copy.deepcopy(override)
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        elif key in out:
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def base_values() -> dict:
+    return yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+@functools.lru_cache(maxsize=None)
+def env_values(env: str) -> dict:
+    return merge(base_values(), yaml.safe_load(values_file(env).read_text()) or {})
+
+
+def services(env: str) -> dict:
+    """Each service's settings in an environment, merged over serviceDefaults."""
+    values = env_values(env)
+    return {name: merge(values["serviceDefaults"], svc or {}) for name, svc in values["services"].items()}
+
+
+class Manifest:
+    """The objects of one rendered environment, with look-ups by kind and name."""
+
+    def __init__(self, env: str, docs: list[dict]):
+        self.env = env
+        self.docs = docs
+
+    def all(self, kind: str) -> list[dict]:
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def find(self, kind: str, name: str):
+        found = [d for d in self.all(kind) if d["metadata"]["name"] == name]
+        assert len(found) <= 1, f"{len(found)} {kind} objects named {name}"
+        return found[0] if found else None
+
+    def one(self, kind: str, name: str) -> dict:
+        obj = self.find(kind, name)
+        assert obj is not None, f"{self.env}: no {kind} named {name}"
+        return obj
+
+
+@functools.lru_cache(maxsize=None)
+def manifest(env: str) -> Manifest:
+    return Manifest(env, render(env))
+
+
+SERVICE_CASES = [(env, name) for env in ENVIRONMENTS for name in services(env)]
+
+
+def full(name: str) -> str:
+    """Resource name of a service (release "fintech" gives "fintech-<service>")."""
+    return f"fintech-{name}"
+
+
+def pod_labels(name: str) -> dict:
+    return {
+        "app.kubernetes.io/name": "fintech",
+        "app.kubernetes.io/instance": "fintech",
+        "app.kubernetes.io/component": name,
+    }
+
+
+def pytest_generate_tests(metafunc):
+    if "env" in metafunc.fixturenames and "service" in metafunc.fixturenames:
+        metafunc.parametrize(("env", "service"), SERVICE_CASES, ids=[f"{e}-{s}" for e, s in SERVICE_CASES])
+    elif "env" in metafunc.fixturenames:
+        metafunc.parametrize("env", ENVIRONMENTS)

@@ -1,0 +1,59 @@
+"""Adding a service is one entry in values: render with new entries and check what comes out."""
+
+import json
+
+from conftest import full, pod_labels
+from render import render
+
+DIGEST = "sha256:" + "c" * 64
+
+
+def with_services(entries: dict) -> list[dict]:
+    args = []
+    for name, entry in entries.items():
+        args += ["--set-json", f"services.{name}={json.dumps(entry)}",
+                 "--set", f"services.{name}.image.digest={DIGEST}"]
+    return render("staging", *args)
+
+
+def names(docs, kind):
+    return {d["metadata"]["name"] for d in docs if d["kind"] == kind}
+
+
+def test_minimal_entry_gets_everything():
+    docs = with_services({"audit": {}})
+    for kind in ("Deployment", "Service", "ServiceAccount", "ConfigMap", "HorizontalPodAutoscaler",
+                 "PodDisruptionBudget", "NetworkPolicy", "PodMonitoring"):
+        assert full("audit") in names(docs, kind), kind
+    # Internal by default: no route, no database, no secrets.
+    assert full("audit") not in names(docs, "HTTPRoute")
+    assert f"{full('audit')}-migrate" not in names(docs, "Job")
+    assert full("audit") not in names(docs, "ExternalSecret")
+
+
+def test_database_route_and_callers_from_one_entry():
+    docs = with_services({
+        "risk": {"database": {"enabled": True}, "allowedCallers": ["payments"]},
+        "payments": {"database": {"enabled": True},
+                     "route": {"pathPrefix": "/api/payments", "maxBodyBytes": 65536, "timeoutSeconds": 15}},
+    })
+    assert {f"{full('risk')}-migrate", f"{full('payments')}-migrate"} <= names(docs, "Job")
+    assert full("payments") in names(docs, "HTTPRoute")
+    assert full("risk") not in names(docs, "HTTPRoute")
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    risk_in = policies[full("risk")]["spec"]["ingress"]
+    assert any({"podSelector": {"matchLabels": pod_labels("payments")}} in r["from"] for r in risk_in)
+    payments_out = policies[full("payments")]["spec"]["egress"]
+    assert any(r["to"] == [{"podSelector": {"matchLabels": pod_labels("risk")}}] for r in payments_out)
+    # contact-us calls nobody: it gets no egress to the new services.
+    contact_out = policies[full("contact-us")]["spec"]["egress"]
+    assert not any(r["to"] == [{"podSelector": {"matchLabels": pod_labels("risk")}}] for r in contact_out)
+    csp = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClientSettingsPolicy"}
+    assert csp[full("payments")]["spec"]["body"]["maxSize"] == "64k"
+
+
+def test_service_can_be_removed_per_environment():
+    docs = render("staging", "--set-json", "services.contact-us=null",
+                  "--set-json", 'services.audit={}', "--set", f"services.audit.image.digest={DIGEST}")
+    assert full("contact-us") not in names(docs, "Deployment")
+    assert full("audit") in names(docs, "Deployment")

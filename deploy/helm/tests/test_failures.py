@@ -1,0 +1,78 @@
+"""Renders that must fail, with a message that names the value to fix."""
+
+import json
+
+import pytest
+
+from render import template
+
+
+def fails(*args, images=True):
+    result = template("staging", *args, images=images)
+    assert result.returncode != 0, "the render should have failed"
+    return result.stderr
+
+
+def test_missing_service_digest():
+    err = fails("--set", "cloudSql.proxy.image.digest=sha256:" + "a" * 64, images=False)
+    assert "services.contact-us.image.digest is missing" in err
+    assert "sha256:<64 lowercase hex>" in err
+
+
+def test_missing_proxy_digest():
+    err = fails("--set", "services.contact-us.image.digest=sha256:" + "a" * 64, images=False)
+    assert "cloudSql.proxy.image.digest is missing" in err
+
+
+@pytest.mark.parametrize("digest", ["sha256:abc", "sha256:" + "A" * 64, "sha512:" + "a" * 64, "latest"])
+def test_invalid_digest(digest):
+    err = fails("--set", f"services.contact-us.image.digest={digest}")
+    assert "/services/contact-us/image/digest" in err
+    assert "^sha256:[a-f0-9]{64}$" in err
+
+
+def test_unknown_key_is_refused():
+    err = fails("--set", "services.contact-us.replicaCount=3")
+    assert "replicaCount" in err
+
+
+def test_secret_looking_env_is_refused():
+    err = fails("--set", "services.contact-us.env.FINTECH_DATABASE__CONTACT_US__URL=mysql://app:pw@db/x")
+    assert "FINTECH_DATABASE__CONTACT_US__URL" in err
+
+
+def test_url_with_password_in_env_is_refused():
+    err = fails("--set", "services.contact-us.env.FINTECH_CONTACT_US__WEBHOOK=https://u:pw@hooks.example")
+    assert "FINTECH_CONTACT_US__WEBHOOK" in err
+
+
+def test_unknown_caller_is_refused():
+    err = fails("--set", "services.contact-us.allowedCallers[0]=payments")
+    assert '"payments", which is not a service of this release' in err
+
+
+def test_duplicate_path_prefix_is_refused():
+    extra = {"pathPrefix": "/api/contact-us", "maxBodyBytes": 65536, "timeoutSeconds": 10}
+    err = fails("--set-json", "services.identity=" + json.dumps({"route": extra}),
+                "--set", "services.identity.image.digest=sha256:" + "b" * 64)
+    assert "is already the prefix of service" in err
+
+
+def test_required_setting_is_named():
+    err = fails("--set", "gateway.hostname=")
+    assert "gateway.hostname is required" in err
+
+
+def test_database_needs_cloud_sql_range():
+    err = fails("--set-json", "networkPolicy.cloudSql.cidrs=[]")
+    assert "networkPolicy.cloudSql.cidrs is empty" in err
+
+
+def test_route_in_service_defaults_is_refused():
+    err = fails("--set-json", 'serviceDefaults.route={"pathPrefix":"/","maxBodyBytes":1024,"timeoutSeconds":5}')
+    assert "serviceDefaults" in err
+
+
+def test_default_namespace_is_refused():
+    err = fails("--namespace", "default")
+    assert "install the release in a namespace of its own" in err
