@@ -7,6 +7,7 @@
 //! endpoints. Invariant: crates/ hold no business rules; services never share a database.
 
 pub mod placeholder;
+pub mod registry;
 pub mod settings;
 
 use std::collections::HashMap;
@@ -43,6 +44,8 @@ pub struct ServiceContext {
     pub data_dir: PathBuf,
     /// Wake the outbox relay after committing staged events.
     pub outbox_waker: Arc<Notify>,
+    /// Handles offered by services started earlier in this process.
+    pub registry: registry::Registry,
     pub shutdown: CancellationToken,
 }
 
@@ -145,6 +148,7 @@ pub struct Host {
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
     pub data_dir: PathBuf,
+    pub registry: registry::Registry,
 }
 
 /// A running set of services: the router to serve and what to close at the end.
@@ -185,6 +189,7 @@ impl Host {
             metrics: Metrics::new(),
             shutdown,
             data_dir,
+            registry: registry::Registry::default(),
         }
     }
 
@@ -227,6 +232,7 @@ impl Host {
                 config: self.config.clone(),
                 data_dir: self.data_dir.join(name),
                 outbox_waker: relay.waker(),
+                registry: self.registry.clone(),
                 shutdown: self.shutdown.clone(),
             };
             relays.push(tokio::spawn(relay.run(self.shutdown.clone())));
