@@ -7,6 +7,7 @@ use fintech_kit::Service;
 pub static SERVICES: &[&dyn Service] = &[
     &fintech_contact_us::ContactUs,
     &fintech_ledger::LedgerService,
+    &fintech_accounts::AccountsService,
 ];
 
 /// The service called `name`, or an error listing the known ones.

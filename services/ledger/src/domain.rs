@@ -101,7 +101,7 @@ impl AccountStatus {
 }
 
 /// A ledger account and its balances. Balances are derived, never sent by callers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Account {
     pub id: String,
     pub currency: String,

@@ -3,6 +3,7 @@
 //! balances of all accounts of a currency always sum to zero. Transfers and postings are never
 //! changed; only the derived balances are. Emits `ledger.transfer.<kind>` on `ledger.events`.
 
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod engine;
@@ -85,6 +86,9 @@ impl Service for LedgerService {
             ctx.shutdown.clone(),
             Duration::from_millis(config.expiry_sweep_ms),
         );
+        // Services started after this one in the same process use the engine directly.
+        let shared: client::SharedLedger = Arc::new(ledger.clone());
+        ctx.registry.provide(shared);
         let state = routes::AppState { ledger, service_token: Arc::new(token) };
         Ok(Started { router: routes::router(state), checks: Vec::new() })
     }
