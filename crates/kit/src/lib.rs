@@ -6,6 +6,7 @@
 //! (`fintech up`) the same way: same edge, same routes under `/api/<service>/`, same health
 //! endpoints. Invariant: crates/ hold no business rules; services never share a database.
 
+pub mod idempotency;
 pub mod placeholder;
 pub mod registry;
 pub mod settings;
