@@ -48,5 +48,8 @@ summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?
 step "Helm charts: lint, render, schema and policy checks, manifest tests, OCI push"
 ./scripts/check-helm.sh
 
+step "Terraform: fmt, validate, checkov, trivy, policy tests"
+./scripts/check-terraform.sh
+
 step "all checks passed in $(( $(date +%s) - started )) s"
 printf '%s\n' "$summary"

@@ -1,0 +1,36 @@
+terraform {
+  required_version = ">= 1.11.0"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "~> 8.7"
+    }
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = "~> 8.7"
+    }
+  }
+}
+
+provider "google" {
+  project = "example-project"
+  region  = "europe-west1"
+}
+
+provider "google-beta" {
+  project = "example-project"
+  region  = "europe-west1"
+}
+
+module "network" {
+  source     = "../.."
+  project_id = "example-project"
+  prefix     = "demo"
+  region     = "europe-west1"
+  labels     = { app = "fintech", env = "demo" }
+}
+
+output "subnet_id" {
+  value = module.network.subnet_id
+}

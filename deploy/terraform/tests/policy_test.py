@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""House rules for deploy/terraform that the scanners do not know about.
+
+Run: python3 deploy/terraform/tests/policy_test.py  (standard library only)
+
+1. `deletion_protection = false` and `force_destroy = true` are written only under envs/ci;
+   modules take both only as a variable that defaults to the safe value.
+2. Every variable (modules and environments) has a description and a type.
+3. Every module has main.tf, variables.tf, outputs.tf, versions.tf, README.md and an example.
+4. Every versions.tf sets required_version; modules that use Google resources pin google and
+   google-beta with "~>".
+5. No literal passwords, keys or tokens in code or tfvars examples.
+6. Wiring: every module call passes only variables the module declares and all it requires,
+   and every var., local. and module.<name>.<output> reference names something that exists.
+   (Offline, `terraform validate` stops before it checks references, see the check script.)
+
+Each rule is also run against small bad snippets, so a rule that silently stops matching
+fails here too.
+"""
+
+import pathlib
+import re
+import sys
+import tempfile
+import unittest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent  # deploy/terraform
+
+REQUIRED_MODULE_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md")
+
+# Attributes whose value must never be a literal in code.
+SECRET_ATTRIBUTE = re.compile(
+    r"^\s*(?:\w*password\w*|secret_data\w*|auth_string|private_key\w*|api_key|access_key|"
+    r"client_secret|token|credentials)\s*=\s*\"(?P<value>[^\"]*)\"",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Secrets by shape: PEM blocks, Google API keys, service-account key JSON, credentials in URLs.
+SECRET_SHAPES = (
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),
+    re.compile(r"\"private_key_id\"\s*:"),
+    # user:password@ in a URL, unless both parts are interpolations or <placeholders>.
+    re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"$<]+:(?![$<])[^\s@/\"]+@"),
+)
+
+
+def strip_comments(text: str) -> str:
+    """Blank out # and // line comments and /* */ blocks outside string literals.
+
+    Heredoc bodies are kept (they are values); only comments are removed, so rule texts in
+    comments (like the module docs quoting `deletion_protection = false`) do not count.
+    """
+    out = []
+    i, n = 0, len(text)
+    in_string = False
+    heredoc_end = None
+    while i < n:
+        c = text[i]
+        if heredoc_end is not None:
+            line_end = text.find("\n", i)
+            line_end = n if line_end == -1 else line_end + 1
+            line = text[i:line_end]
+            out.append(line)
+            if line.strip() == heredoc_end:
+                heredoc_end = None
+            i = line_end
+            continue
+        if in_string:
+            out.append(c)
+            if c == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if c == '"':
+                in_string = False
+            i += 1
+            continue
+        if c == '"':
+            in_string = True
+            out.append(c)
+            i += 1
+            continue
+        match = re.match(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\n", text[i:])
+        if match:
+            heredoc_end = match.group(1)
+            out.append(match.group(0))
+            i += match.end()
+            continue
+        if c == "#" or text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        if text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end == -1 else end + 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def blocks(code: str, kind: str):
+    """Yield (label, body) of each top-level `kind "label" { ... }` block in comment-free code."""
+    for match in re.finditer(rf'^{kind}\s+"([^"]+)"\s*\{{', code, re.MULTILINE):
+        depth, i, in_string = 1, match.end(), False
+        while i < len(code) and depth:
+            c = code[i]
+            if in_string:
+                if c == "\\":
+                    i += 1
+                elif c == '"':
+                    in_string = False
+            elif c == '"':
+                in_string = True
+            elif c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+            i += 1
+        yield match.group(1), code[match.end(): i - 1]
+
+
+def top_level_attributes(body: str):
+    """Names assigned at the top level of a block body (not inside nested blocks or values)."""
+    names, depth, in_string = [], 0, False
+    for line in body.splitlines():
+        if depth == 0 and not in_string:
+            match = re.match(r"\s*([A-Za-z_][\w-]*)\s*=(?!=)", line)
+            if match:
+                names.append(match.group(1))
+        i = 0
+        while i < len(line):
+            c = line[i]
+            if in_string:
+                if c == "\\":
+                    i += 1
+                elif c == '"':
+                    in_string = False
+            elif c == '"':
+                in_string = True
+            elif c in "{[(":
+                depth += 1
+            elif c in "}])":
+                depth -= 1
+            i += 1
+    return names
+
+
+def tf_files(root: pathlib.Path):
+    return sorted(p for p in root.rglob("*.tf") if ".terraform" not in p.parts)
+
+
+def in_ci_env(path: pathlib.Path, root: pathlib.Path) -> bool:
+    return path.relative_to(root).parts[:2] == ("envs", "ci")
+
+
+# --- rules: each returns a list of violations ("file: message") ----------------------------------
+
+def check_destructive_settings(root: pathlib.Path):
+    problems = []
+    for path in tf_files(root):
+        rel = path.relative_to(root)
+        code = strip_comments(path.read_text())
+        for setting, unsafe, safe in (("deletion_protection", "false", "true"),
+                                      ("force_destroy", "true", "false")):
+            if re.search(rf"^\s*{setting}\s*=\s*{unsafe}\b", code, re.MULTILINE) and not in_ci_env(path, root):
+                problems.append(f"{rel}: `{setting} = {unsafe}` is only allowed under envs/ci")
+            if rel.parts[0] != "modules" or "examples" in rel.parts:
+                continue
+            for value in re.findall(rf"^\s*{setting}\s*=\s*(.+)$", code, re.MULTILINE):
+                if value.strip() != f"var.{setting}":
+                    problems.append(f"{rel}: modules must set {setting} from var.{setting}, not {value.strip()}")
+            for name, body in blocks(code, "variable"):
+                if name == setting and not re.search(rf"^\s*default\s*=\s*{safe}\b", body, re.MULTILINE):
+                    problems.append(f"{rel}: variable {setting} must default to {safe}")
+    return problems
+
+
+def check_variables_documented(root: pathlib.Path):
+    problems = []
+    for path in tf_files(root):
+        code = strip_comments(path.read_text())
+        for name, body in blocks(code, "variable"):
+            for attribute in ("description", "type"):
+                if not re.search(rf"^\s*{attribute}\s*=", body, re.MULTILINE):
+                    problems.append(f"{path.relative_to(root)}: variable {name} has no {attribute}")
+    return problems
+
+
+def check_module_layout(root: pathlib.Path):
+    problems = []
+    modules = [p for p in sorted((root / "modules").iterdir()) if p.is_dir()]
+    if not modules:
+        problems.append("modules/: no modules found")
+    for module in modules:
+        for name in REQUIRED_MODULE_FILES:
+            if not (module / name).is_file():
+                problems.append(f"modules/{module.name}: missing {name}")
+        if not list(module.glob("examples/*/main.tf")):
+            problems.append(f"modules/{module.name}: missing examples/<name>/main.tf")
+    return problems
+
+
+def check_versions(root: pathlib.Path):
+    problems = []
+    roots = [p for p in (root / "modules").iterdir() if p.is_dir()] + \
+            [p for p in (root / "envs").iterdir() if p.is_dir()]
+    for directory in sorted(roots):
+        rel = directory.relative_to(root)
+        versions = directory / "versions.tf"
+        if not versions.is_file():
+            problems.append(f"{rel}: missing versions.tf")
+            continue
+        code = strip_comments(versions.read_text())
+        if not re.search(r'required_version\s*=\s*">=\s*1\.\d+', code):
+            problems.append(f"{rel}/versions.tf: no required_version \">= 1.x\"")
+        uses_google = any(re.search(r'^(resource|data|ephemeral)\s+"google', strip_comments(p.read_text()), re.MULTILINE)
+                          for p in directory.glob("*.tf"))
+        if uses_google or rel.parts[0] == "envs":
+            for provider in ("google", "google-beta"):
+                pin = re.search(rf'(?<![\w-]){provider}\s*=\s*\{{[^}}]*version\s*=\s*"~>\s*\d', code)
+                if not pin:
+                    problems.append(f"{rel}/versions.tf: {provider} is not pinned with ~>")
+    return problems
+
+
+def check_no_literal_secrets(root: pathlib.Path):
+    problems = []
+    candidates = tf_files(root) + sorted(root.rglob("*.tfvars*")) + sorted(root.rglob("*.hcl*"))
+    for path in candidates:
+        if ".terraform" in path.parts or not path.is_file():
+            continue
+        rel = path.relative_to(root)
+        code = strip_comments(path.read_text())
+        for match in SECRET_ATTRIBUTE.finditer(code):
+            if match.group("value") and "${" not in match.group("value"):
+                problems.append(f"{rel}: literal value for `{match.group(0).split('=')[0].strip()}`")
+        for shape in SECRET_SHAPES:
+            if shape.search(code):
+                problems.append(f"{rel}: text shaped like a secret ({shape.pattern})")
+    return problems
+
+
+def module_interface(directory: pathlib.Path):
+    """(declared variables, required variables, outputs) of the module in `directory`."""
+    code = "\n".join(strip_comments(p.read_text()) for p in sorted(directory.glob("*.tf")))
+    variables, required = set(), set()
+    for name, body in blocks(code, "variable"):
+        variables.add(name)
+        if "default" not in top_level_attributes(body):
+            required.add(name)
+    outputs = {name for name, _ in blocks(code, "output")}
+    return variables, required, outputs
+
+
+def check_wiring(root: pathlib.Path):
+    problems = []
+    directories = sorted({p.parent for p in tf_files(root)})
+    for directory in directories:
+        rel = directory.relative_to(root)
+        code = "\n".join(strip_comments(p.read_text()) for p in sorted(directory.glob("*.tf")))
+        variables, _, _ = module_interface(directory)
+        local_names = {n for _, body in blocks_unlabelled(code, "locals") for n in top_level_attributes(body)}
+        calls = {}
+        for name, body in blocks(code, "module"):
+            source = re.search(r'^\s*source\s*=\s*"([^"]+)"', body, re.MULTILINE)
+            target = (directory / source.group(1)).resolve() if source else None
+            if target is None or not target.is_dir():
+                problems.append(f"{rel}: module {name} has no local source directory")
+                continue
+            declared, required, outputs = module_interface(target)
+            calls[name] = outputs
+            passed = set(top_level_attributes(body)) - {"source", "count", "for_each", "providers", "depends_on", "version"}
+            for extra in sorted(passed - declared):
+                problems.append(f"{rel}: module {name} passes {extra}, which {target.name} does not declare")
+            for missing in sorted(required - passed):
+                problems.append(f"{rel}: module {name} does not pass required variable {missing}")
+        for name in sorted(set(re.findall(r"\bvar\.([A-Za-z_][\w-]*)", code)) - variables):
+            problems.append(f"{rel}: var.{name} is not declared")
+        for name in sorted(set(re.findall(r"\blocal\.([A-Za-z_][\w-]*)", code)) - local_names):
+            problems.append(f"{rel}: local.{name} is not defined")
+        for name, output in sorted(set(re.findall(r"\bmodule\.([A-Za-z_][\w-]*)(?:\[[^\]]*\])?\.([A-Za-z_][\w-]*)", code))):
+            if name not in calls:
+                problems.append(f"{rel}: module.{name} is not called here")
+            elif output not in calls[name]:
+                problems.append(f"{rel}: module.{name}.{output} is not an output of that module")
+    return problems
+
+
+def blocks_unlabelled(code: str, kind: str):
+    """Like blocks(), for blocks without a label (locals, terraform)."""
+    return blocks(code.replace(f"{kind} {{", f'{kind} "_" {{'), kind)
+
+
+RULES = (check_destructive_settings, check_variables_documented, check_module_layout,
+         check_versions, check_no_literal_secrets, check_wiring)
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+class RepositoryFollowsPolicy(unittest.TestCase):
+    def test_deletion_protection_and_force_destroy_only_relaxed_in_ci(self):
+        self.assertEqual(check_destructive_settings(ROOT), [])
+
+    def test_every_variable_has_description_and_type(self):
+        self.assertEqual(check_variables_documented(ROOT), [])
+
+    def test_every_module_has_its_files_and_an_example(self):
+        self.assertEqual(check_module_layout(ROOT), [])
+
+    def test_versions_are_pinned(self):
+        self.assertEqual(check_versions(ROOT), [])
+
+    def test_no_literal_secrets(self):
+        self.assertEqual(check_no_literal_secrets(ROOT), [])
+
+    def test_modules_are_wired_to_what_exists(self):
+        self.assertEqual(check_wiring(ROOT), [])
+
+
+class RulesCatchViolations(unittest.TestCase):
+    """Each rule must fire on a small tree that breaks it."""
+
+    def tree(self, files: dict) -> pathlib.Path:
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        root = pathlib.Path(directory.name)
+        for name, text in files.items():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        (root / "modules").mkdir(exist_ok=True)
+        (root / "envs").mkdir(exist_ok=True)
+        return root
+
+    def test_deletion_protection_false_outside_ci(self):
+        root = self.tree({
+            "envs/staging/main.tf": 'module "x" {\n  deletion_protection = false\n}\n',
+            "envs/ci/main.tf": 'module "x" {\n  deletion_protection = false\n}\n',
+            "modules/db/main.tf": '# deletion_protection = false is refused in comments too? no: comments do not count\n'
+                                  'resource "a" "b" {\n  deletion_protection = true\n}\n',
+            "modules/db/variables.tf": 'variable "deletion_protection" {\n  type = bool\n  default = false\n}\n',
+        })
+        problems = "\n".join(check_destructive_settings(root))
+        self.assertIn("envs/staging/main.tf: `deletion_protection = false`", problems)
+        self.assertNotIn("\nenvs/ci/", "\n" + problems)
+        self.assertIn("modules must set deletion_protection from var.deletion_protection, not true", problems)
+        self.assertIn("variable deletion_protection must default to true", problems)
+        self.assertNotIn("comments", problems)
+
+    def test_force_destroy_outside_ci(self):
+        root = self.tree({"envs/production/main.tf": 'module "b" {\n  force_destroy = true\n}\n'})
+        self.assertEqual(len(check_destructive_settings(root)), 1)
+
+    def test_undocumented_variable(self):
+        root = self.tree({"modules/m/variables.tf": 'variable "a" {\n  type = string\n}\n'
+                                                    'variable "b" {\n  description = "{ braces } in text"\n}\n'})
+        self.assertEqual(sorted(check_variables_documented(root)),
+                         ["modules/m/variables.tf: variable a has no description",
+                          "modules/m/variables.tf: variable b has no type"])
+
+    def test_incomplete_module(self):
+        root = self.tree({"modules/m/main.tf": "", "modules/m/variables.tf": ""})
+        problems = "\n".join(check_module_layout(root))
+        for missing in ("outputs.tf", "versions.tf", "README.md", "examples/<name>/main.tf"):
+            self.assertIn(f"missing {missing}", problems)
+
+    def test_unpinned_provider(self):
+        root = self.tree({
+            "modules/m/main.tf": 'resource "google_x" "y" {}\n',
+            "modules/m/versions.tf": 'terraform {\n  required_version = ">= 1.11.0"\n  required_providers {\n'
+                                     '    google = { source = "hashicorp/google", version = ">= 5" }\n  }\n}\n',
+        })
+        problems = "\n".join(check_versions(root))
+        self.assertIn("google is not pinned", problems)
+        self.assertIn("google-beta is not pinned", problems)
+
+    def test_literal_secrets(self):
+        root = self.tree({
+            "modules/m/main.tf": 'resource "google_sql_user" "u" {\n  password = "hunter2"\n}\n'
+                                 'resource "google_sql_user" "v" {\n  password_wo = ephemeral.random_password.p.result\n}\n'
+                                 'locals {\n  url = "mysql://app:s3cret@10.0.0.1/db"\n'
+                                 '  ok  = "mysql://${var.user}:${var.password}@127.0.0.1/db"\n}\n',
+            "envs/x/terraform.tfvars.example": 'smtp_password = "changeme"\n',
+        })
+        problems = "\n".join(check_no_literal_secrets(root))
+        self.assertIn("modules/m/main.tf: literal value for `password`", problems)
+        self.assertIn("envs/x/terraform.tfvars.example: literal value for `smtp_password`", problems)
+        self.assertIn("modules/m/main.tf: text shaped like a secret", problems)
+        self.assertEqual(problems.count("modules/m/main.tf"), 2)
+
+    def test_wiring(self):
+        root = self.tree({
+            "modules/m/variables.tf": 'variable "needed" {\n  type = string\n}\n'
+                                      'variable "optional" {\n  type    = map(string)\n  default = { a = "b" }\n}\n',
+            "modules/m/outputs.tf": 'output "id" {\n  value = var.needed\n}\n',
+            "envs/e/main.tf": 'locals {\n  known = { nested = 1 }\n}\n'
+                              'module "m" {\n  source   = "../../modules/m"\n  optional = { x = local.known }\n  typo = 1\n}\n'
+                              'module "gone" {\n  source = "../../modules/nowhere"\n}\n'
+                              'output "a" {\n  value = [module.m.id, module.m.name, var.nope, local.unknown, local.known]\n}\n',
+        })
+        self.assertEqual(sorted(check_wiring(root)), [
+            "envs/e: local.unknown is not defined",
+            "envs/e: module gone has no local source directory",
+            "envs/e: module m does not pass required variable needed",
+            "envs/e: module m passes typo, which m does not declare",
+            "envs/e: module.m.name is not an output of that module",
+            "envs/e: var.nope is not declared",
+        ])
+
+
+if __name__ == "__main__":
+    result = unittest.main(verbosity=2, exit=False).result
+    sys.exit(0 if result.wasSuccessful() else 1)
