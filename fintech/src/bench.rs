@@ -161,17 +161,8 @@ async fn setup_accounts(ledger: &Ledger, n: usize) -> anyhow::Result<Vec<String>
 }
 
 fn transfer(id: String, debit: &str, credit: &str, amount: i64) -> NewTransfer {
-    NewTransfer {
-        id,
-        debit_account_id: debit.to_owned(),
-        credit_account_id: credit.to_owned(),
-        amount_minor: amount,
-        currency: "USD".parse().unwrap_or_else(|_| unreachable!("USD is listed")),
-        code: "bench".into(),
-        reference: String::new(),
-        pending: false,
-        timeout_ms: None,
-    }
+    let usd = "USD".parse().unwrap_or_else(|_| unreachable!("USD is listed"));
+    NewTransfer::new(id, debit, credit, amount, usd, "bench")
 }
 
 async fn ledger_single(

@@ -8,6 +8,7 @@ pub static SERVICES: &[&dyn Service] = &[
     &fintech_contact_us::ContactUs,
     &fintech_ledger::LedgerService,
     &fintech_accounts::AccountsService,
+    &fintech_payments::PaymentsService,
 ];
 
 /// The service called `name`, or an error listing the known ones.

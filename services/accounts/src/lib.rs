@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use fintech_db::Engine;
 use fintech_kit::{Service, ServiceContext, Started, config_key};
-use fintech_ledger::client::{HttpLedger, SharedLedger};
+use fintech_ledger::client::SharedLedger;
 use fintech_ledger::domain::NewAccount;
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
@@ -110,17 +110,12 @@ impl Service for AccountsService {
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::AccountsConfig = ctx.config.section(&config_key(SERVICE))?;
-        let ledger: SharedLedger = match (ctx.registry.get::<SharedLedger>(), &config.ledger_url, &config.ledger_token)
-        {
-            (Some(in_process), _, _) => in_process,
-            (None, Some(url), Some(token)) => {
-                Arc::new(HttpLedger::new(url, token.clone()).map_err(|e| anyhow::anyhow!("ledger client: {e}"))?)
-            }
-            _ => anyhow::bail!(
-                "accounts needs the ledger: run both in one process (`fintech up`) or set \
-                 accounts.ledger_url and accounts.ledger_token (FINTECH_ACCOUNTS__LEDGER_URL, FINTECH_ACCOUNTS__LEDGER_TOKEN)"
-            ),
-        };
+        let ledger = fintech_ledger::client::for_service(
+            &ctx,
+            SERVICE,
+            config.ledger_url.as_ref(),
+            config.ledger_token.as_ref(),
+        )?;
         ensure_system_accounts(&ctx, &ledger, &config.system_currencies).await?;
         let staff_token = fintech_kit::placeholder::load_or_generate(
             config.placeholder_staff_token.as_ref(),

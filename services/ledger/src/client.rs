@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use fintech_config::Secret;
 use serde_json::json;
 
-use crate::domain::{Account, AccountStatus, NewAccount};
+use crate::domain::{Account, AccountStatus, NewAccount, NewTransfer, Resolve, Transfer, TransferKind};
 use crate::engine::Ledger;
 use crate::error::LedgerError;
+use crate::error::Side;
 
 /// What other services may ask of the ledger.
 #[async_trait]
@@ -20,6 +21,10 @@ pub trait LedgerClient: Send + Sync + fmt::Debug {
     async fn open_account(&self, account: &NewAccount) -> Result<Account, LedgerError>;
     async fn set_status(&self, id: &str, status: AccountStatus) -> Result<Account, LedgerError>;
     async fn account(&self, id: &str) -> Result<Account, LedgerError>;
+    /// Records a transfer or a hold (idempotent on its id).
+    async fn transfer(&self, t: NewTransfer) -> Result<Transfer, LedgerError>;
+    /// Posts or voids a hold (idempotent on its id).
+    async fn resolve(&self, r: Resolve) -> Result<Transfer, LedgerError>;
 }
 
 /// The handle services find in the registry when the ledger runs in their process.
@@ -35,6 +40,12 @@ impl LedgerClient for Ledger {
     }
     async fn account(&self, id: &str) -> Result<Account, LedgerError> {
         Ledger::account(self, id).await
+    }
+    async fn transfer(&self, t: NewTransfer) -> Result<Transfer, LedgerError> {
+        Ok(Ledger::transfer(self, t).await?.transfer)
+    }
+    async fn resolve(&self, r: Resolve) -> Result<Transfer, LedgerError> {
+        Ok(Ledger::resolve(self, r).await?.transfer)
     }
 }
 
@@ -61,7 +72,7 @@ impl HttpLedger {
         Ok(HttpLedger { base: base.trim_end_matches('/').to_owned(), token, http })
     }
 
-    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Account, LedgerError> {
+    async fn call<T: serde::de::DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, LedgerError> {
         let response = request.bearer_auth(self.token.expose()).send().await.map_err(|e| {
             tracing::warn!(error = &e as &dyn std::error::Error, "ledger call failed");
             LedgerError::Unavailable
@@ -71,11 +82,25 @@ impl HttpLedger {
         if status.is_success() {
             return serde_json::from_value(body).map_err(|_| LedgerError::Invariant("unreadable ledger answer"));
         }
+        // The side of an account error is named by the field of its first error.
+        let side = if body["errors"][0]["field"] == "credit_account_id" { Side::Credit } else { Side::Debit };
         Err(match body["code"].as_str().unwrap_or_default() {
             "not_found" => LedgerError::NotFound,
             "account_id_reused" => LedgerError::AccountIdReused,
             "account_not_empty" => LedgerError::AccountNotEmpty,
+            "account_closed" if body["errors"].is_array() => LedgerError::AccountClosed(side),
             "account_closed" => LedgerError::AccountClosedForGood,
+            "account_frozen" => LedgerError::AccountFrozen(side),
+            "account_not_found" => LedgerError::AccountNotFound(side),
+            "currency_mismatch" => LedgerError::CurrencyMismatch(side),
+            "amount_overflow" => LedgerError::Overflow(side),
+            "insufficient_funds" => LedgerError::InsufficientFunds,
+            "transfer_id_reused" => LedgerError::TransferIdReused,
+            "pending_not_found" => LedgerError::PendingNotFound,
+            "not_pending" => LedgerError::NotPending,
+            "pending_already_resolved" => LedgerError::PendingAlreadyResolved("earlier".into()),
+            "pending_expired" => LedgerError::PendingExpired,
+            "amount_exceeds_pending" => LedgerError::AmountExceedsPending,
             _ if status.is_server_error() => LedgerError::Unavailable,
             _ => LedgerError::Invariant("the ledger refused a request this service should not send"),
         })
@@ -94,5 +119,48 @@ impl LedgerClient for HttpLedger {
     }
     async fn account(&self, id: &str) -> Result<Account, LedgerError> {
         self.call(self.http.get(format!("{}/api/ledger/v1/accounts/{id}", self.base))).await
+    }
+    async fn transfer(&self, t: NewTransfer) -> Result<Transfer, LedgerError> {
+        let mut body = json!({ "id": t.id, "debit_account_id": t.debit_account_id, "credit_account_id": t.credit_account_id,
+            "amount_minor": t.amount_minor, "currency": t.currency.code(), "code": t.code, "reference": t.reference,
+            "pending": t.pending });
+        if let Some(ms) = t.timeout_ms {
+            body["timeout_ms"] = json!(ms);
+        }
+        self.call(self.http.post(format!("{}/api/ledger/v1/transfers", self.base)).json(&body)).await
+    }
+    async fn resolve(&self, r: Resolve) -> Result<Transfer, LedgerError> {
+        let action = if r.kind == TransferKind::Post { "post" } else { "void" };
+        let mut body = json!({ "id": r.id });
+        if let Some(a) = r.amount_minor {
+            body["amount_minor"] = json!(a);
+        }
+        let url = format!("{}/api/ledger/v1/transfers/{}/{action}", self.base, r.pending_id);
+        self.call(self.http.post(url).json(&body)).await
+    }
+}
+
+/// The ledger for a service: the engine of this process when the ledger runs here, else the
+/// HTTP client configured by `<service>.ledger_url` and `<service>.ledger_token`.
+pub fn for_service(
+    ctx: &fintech_kit::ServiceContext,
+    service: &str,
+    url: Option<&String>,
+    token: Option<&Secret<String>>,
+) -> anyhow::Result<SharedLedger> {
+    if let Some(in_process) = ctx.registry.get::<SharedLedger>() {
+        return Ok(in_process);
+    }
+    match (url, token) {
+        (Some(url), Some(token)) => {
+            Ok(Arc::new(HttpLedger::new(url, token.clone()).map_err(|e| anyhow::anyhow!("ledger client: {e}"))?))
+        }
+        _ => {
+            let key = fintech_kit::config_key(service).to_uppercase();
+            anyhow::bail!(
+                "{service} needs the ledger: run both in one process (`fintech up`) or set {service}.ledger_url and \
+                 {service}.ledger_token (FINTECH_{key}__LEDGER_URL, FINTECH_{key}__LEDGER_TOKEN)"
+            )
+        }
     }
 }

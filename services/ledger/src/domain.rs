@@ -190,7 +190,7 @@ impl TransferKind {
 }
 
 /// A journal entry as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Transfer {
     pub id: String,
     pub kind: TransferKind,
@@ -246,6 +246,42 @@ pub struct NewTransfer {
     pub reference: String,
     pub pending: bool,
     pub timeout_ms: Option<i64>,
+}
+
+impl NewTransfer {
+    /// A single-phase transfer (callers inside the platform, with values already valid).
+    pub fn new(
+        id: impl Into<String>,
+        debit: &str,
+        credit: &str,
+        amount_minor: i64,
+        currency: Currency,
+        code: &str,
+    ) -> Self {
+        NewTransfer {
+            id: id.into(),
+            debit_account_id: debit.to_owned(),
+            credit_account_id: credit.to_owned(),
+            amount_minor,
+            currency,
+            code: code.to_owned(),
+            reference: String::new(),
+            pending: false,
+            timeout_ms: None,
+        }
+    }
+
+    pub fn with_reference(mut self, reference: &str) -> Self {
+        self.reference = reference.to_owned();
+        self
+    }
+
+    /// A hold instead of a posting, lapsing after `timeout_ms`.
+    pub fn as_hold(mut self, timeout_ms: i64) -> Self {
+        self.pending = true;
+        self.timeout_ms = Some(timeout_ms);
+        self
+    }
 }
 
 impl NewTransferRequest {

@@ -1,17 +1,19 @@
 //! The ledger engine: one writer per process applies transfers in batches.
 //!
-//! Concurrent requests queue up; the writer takes everything queued (up to
-//! [`MAX_OPS_PER_COMMIT`]) and applies it in ONE database transaction, each operation inside
-//! its own savepoint so that a refused transfer does not undo its neighbours. One commit means
-//! one fsync for the whole group (group commit). Every request gets its own result.
+//! Concurrent requests queue up; the writer takes everything queued (about
+//! [`MAX_OPS_PER_COMMIT`]) and applies it in ONE database transaction: one commit, one fsync
+//! for the whole group (group commit). Every request gets its own result; a refused operation
+//! changes nothing and does not stop its neighbours.
 //!
-//! Correctness does not depend on there being one writer: every balance change is a single
-//! conditional `UPDATE` whose `WHERE` clause carries the check (account open, same currency,
-//! enough available funds, no overflow). The row lock that statement takes (MySQL) or the
-//! database write lock (SQLite) makes check-and-change atomic, so neither a lost update nor a
-//! write skew on the overdraft check can happen, even with several replicas writing. The
-//! transfer id is the primary key, so a transfer is recorded at most once; a pending transfer's
-//! id is unique among resolutions, so a hold is posted or voided at most once.
+//! A group locks the accounts it touches (`FOR UPDATE` in key order on MySQL; SQLite's
+//! `BEGIN IMMEDIATE` write lock), then reads the transfers and hold resolutions it names, applies
+//! its operations in order in memory with every check (account open, same currency, enough
+//! available funds, no overflow), and writes each changed account once, guarded by the totals
+//! it read. Check and change happen under the lock, so neither a lost update nor a write skew on
+//! the overdraft check can happen, even with several replicas writing. The transfer id is the
+//! primary key, so a transfer is recorded at most once; a hold's id is unique among resolutions,
+//! so a hold is posted, voided or expired at most once. A conflict with another writer (a
+//! duplicate key) fails the group, which is retried and then answers from what is stored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -231,7 +233,7 @@ fn account_from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
     let credits_posted: i64 = row.try_get("credits_posted")?;
     let debits_pending: i64 = row.try_get("debits_pending")?;
     let status: String = row.try_get("status")?;
-    // Totals are bounded by the UPDATE guards, so these differences cannot overflow.
+    // Saturating: a display value must not panic even on totals near the limits.
     let balance = credits_posted.saturating_sub(debits_posted);
     Ok(Account {
         id: row.try_get("id")?,
@@ -633,7 +635,6 @@ impl Working {
 /// nothing. A duplicate-key error (another process recorded the same id first) fails the group,
 /// which the writer retries: the retry then sees the winner and answers from it.
 async fn apply_group(db: &Db, ops: &[&Op]) -> Result<Vec<Result<Applied, LedgerError>>, sqlx::Error> {
-    let mut tx = db.begin_write().await?;
     let mut ids: Vec<String> = Vec::new();
     let mut pending_ids: Vec<String> = Vec::new();
     for op in ops {
@@ -650,6 +651,29 @@ async fn apply_group(db: &Db, ops: &[&Op]) -> Result<Vec<Result<Applied, LedgerE
     ids.dedup();
     pending_ids.sort_unstable();
     pending_ids.dedup();
+    // Which accounts the holds being resolved touch: a hold never changes, so this read may come
+    // from outside the transaction. It must: on MySQL the transaction's first plain read fixes
+    // its snapshot, and that has to happen after the account locks below (see the next comment).
+    let mut pool_conn = db.pool().acquire().await?;
+    let holds = load_transfers(&mut pool_conn, "id", &pending_ids).await?;
+    drop(pool_conn);
+    let mut account_ids: Vec<String> = Vec::new();
+    for op in ops {
+        if let Op::Transfer(t) = op {
+            account_ids.extend([t.debit_account_id.clone(), t.credit_account_id.clone()]);
+        }
+    }
+    for hold in &holds {
+        account_ids.extend([hold.debit_account_id.clone(), hold.credit_account_id.clone()]);
+    }
+    account_ids.sort_unstable();
+    account_ids.dedup();
+
+    let mut tx = db.begin_write().await?;
+    let accounts = lock_accounts(&mut tx, db.engine(), &account_ids).await?;
+    // Only now the transfers and resolutions: any other writer touching the same accounts has
+    // committed before we got their locks, so on MySQL (REPEATABLE READ, snapshot taken at this
+    // first plain read) and on SQLite (one writer) we see what it recorded.
     let transfers: HashMap<String, Transfer> =
         load_transfers(&mut tx, "id", &ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
     let resolutions: HashMap<String, Transfer> = load_transfers(&mut tx, "pending_id", &pending_ids)
@@ -657,20 +681,14 @@ async fn apply_group(db: &Db, ops: &[&Op]) -> Result<Vec<Result<Applied, LedgerE
         .into_iter()
         .filter_map(|t| t.pending_id.clone().map(|p| (p, t)))
         .collect();
-    let mut account_ids: Vec<String> = Vec::new();
-    for op in ops {
-        match op {
-            Op::Transfer(t) => account_ids.extend([t.debit_account_id.clone(), t.credit_account_id.clone()]),
-            Op::Resolve(r) => {
-                if let Some(p) = transfers.get(&r.pending_id) {
-                    account_ids.extend([p.debit_account_id.clone(), p.credit_account_id.clone()]);
-                }
-            }
+    // A hold created after the first read has accounts this group did not lock: start over.
+    for pending_id in &pending_ids {
+        if let Some(hold) = transfers.get(pending_id)
+            && !(accounts.contains_key(&hold.debit_account_id) && accounts.contains_key(&hold.credit_account_id))
+        {
+            return Err(sqlx::Error::Protocol("a hold appeared during the group; retrying".into()));
         }
     }
-    account_ids.sort_unstable();
-    account_ids.dedup();
-    let accounts = lock_accounts(&mut tx, db.engine(), &account_ids).await?;
     let before = accounts.clone();
     let mut work = Working {
         accounts,

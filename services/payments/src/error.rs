@@ -1,0 +1,62 @@
+//! Errors of payments and their one mapping to problem+json.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use fintech_http::{FieldError, Problem};
+use fintech_ledger::error::LedgerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("not found")]
+    NotFound,
+    #[error("payment is not in a state for this")]
+    InvalidState(String),
+    #[error("refund exceeds the captured amount")]
+    RefundExceedsCaptured,
+    #[error("staff token required")]
+    Unauthorized,
+    #[error("idempotency key missing")]
+    NoIdempotencyKey,
+    #[error("ledger refused")]
+    Ledger(#[from] LedgerError),
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+}
+
+impl IntoResponse for PaymentsError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            PaymentsError::Validation(errors) => Problem::validation(errors),
+            PaymentsError::NotFound => Problem::not_found("No payment with that id."),
+            PaymentsError::InvalidState(status) => Problem::conflict(
+                "invalid_payment_state",
+                format!("The payment is {status}; this action does not apply."),
+            ),
+            PaymentsError::RefundExceedsCaptured => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_captured", "Refund refused")
+                    .with_detail("Refunds cannot add up to more than the captured amount.")
+            }
+            PaymentsError::Unauthorized => Problem::unauthorized("A token is required."),
+            PaymentsError::NoIdempotencyKey => {
+                Problem::bad_request("idempotency_key_required", "Send an Idempotency-Key header.")
+            }
+            // The ledger's refusals are meaningful to the caller as they are (insufficient
+            // funds, frozen account, currency mismatch...); its internal failures are not.
+            PaymentsError::Ledger(LedgerError::PendingExpired) => {
+                Problem::conflict("authorization_expired", "The authorization expired; its hold was released.")
+            }
+            PaymentsError::Ledger(e @ (LedgerError::Db(_) | LedgerError::Invariant(_))) => {
+                tracing::error!(error = &e as &dyn std::error::Error, "ledger failure during a payment");
+                Problem::internal()
+            }
+            PaymentsError::Ledger(e) => e.to_problem(),
+            e @ PaymentsError::Db(_) => {
+                tracing::error!(error = &e as &dyn std::error::Error, "payments request failed");
+                Problem::internal()
+            }
+        };
+        problem.into_response()
+    }
+}

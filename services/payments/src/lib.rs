@@ -1,0 +1,97 @@
+//! payments: payments from customer accounts to merchant accounts (capture at once, or
+//! authorize then capture or cancel; refunds up to what was captured; an optional fee charged
+//! to the merchant), transfers between accounts, and top-ups from the funding system account.
+//! Every POST takes an `Idempotency-Key`. Money moves only in the ledger. Emits `payment.*`,
+//! `transfer.completed` and `topup.completed` on `payments.events`.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fintech_db::Engine;
+use fintech_kit::idempotency::{self, IdempotencySettings};
+use fintech_kit::{Service, ServiceContext, Started, config_key};
+use sqlx::migrate::Migrator;
+use utoipa::OpenApi;
+
+pub const SERVICE: &str = "payments";
+pub const TOPIC: &str = "payments.events";
+
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "payments", description = "Payments, transfers and top-ups with Idempotency-Key."),
+    paths(
+        routes::create_payment, routes::get_payment, routes::capture, routes::cancel, routes::refund,
+        routes::create_transfer, routes::create_topup,
+    ),
+    components(schemas(fintech_http::Problem, fintech_http::FieldError)),
+    modifiers(&ApiTokenScheme),
+)]
+struct ApiDoc;
+
+struct ApiTokenScheme;
+
+impl utoipa::Modify for ApiTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
+            "placeholder_api_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The payments service. Starts after the ledger when both run in one process.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PaymentsService;
+
+#[async_trait]
+impl Service for PaymentsService {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn migrations(&self, engine: Engine) -> &'static Migrator {
+        match engine {
+            Engine::Sqlite => &SQLITE,
+            Engine::MySql => &MYSQL,
+        }
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        ApiDoc::openapi()
+    }
+
+    async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
+        let config: config::PaymentsConfig = ctx.config.section(&config_key(SERVICE))?;
+        let ledger = fintech_ledger::client::for_service(
+            &ctx,
+            SERVICE,
+            config.ledger_url.as_ref(),
+            config.ledger_token.as_ref(),
+        )?;
+        let token = fintech_kit::placeholder::load_or_generate(
+            config.placeholder_api_token.as_ref(),
+            &ctx.data_dir,
+            "placeholder-api-token",
+        )
+        .await?;
+        let mut settings = IdempotencySettings::new(SERVICE);
+        if let Some(hours) = config.idempotency_retention_hours {
+            settings.retention = Duration::from_secs(hours * 3600);
+        }
+        idempotency::spawn_purger(ctx.db.clone(), settings.retention, ctx.shutdown.clone());
+        let db = ctx.db.clone();
+        let state = routes::AppState { ctx, ledger, api_token: Arc::new(token) };
+        Ok(Started { router: idempotency::layer(routes::router(state), db, settings), checks: Vec::new() })
+    }
+}

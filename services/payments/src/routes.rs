@@ -1,0 +1,321 @@
+//! HTTP routes of payments, relative to `/api/payments`. Every POST carries an
+//! `Idempotency-Key`; the ids of everything a request creates (the payment, its ledger
+//! transfers) are derived from that key, so a retry can never move money twice.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use fintech_config::Secret;
+use fintech_events::EventEnvelope;
+use fintech_http::ApiJson;
+use fintech_kit::ServiceContext;
+use fintech_kit::idempotency::IdempotencyKey;
+use fintech_ledger::client::SharedLedger;
+use fintech_ledger::domain::{DEFAULT_PENDING_TIMEOUT_MS, NewTransfer, Resolve, TransferKind};
+
+use crate::domain::{AmountRequest, NewPayment, NewPaymentRequest, NewTransferRequest, Payment, TopupRequest};
+use crate::error::PaymentsError;
+use crate::{SERVICE, TOPIC, store};
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub ctx: ServiceContext,
+    pub ledger: SharedLedger,
+    /// PLACEHOLDER: replaced by identity-issued tokens with per-object checks.
+    pub api_token: Arc<Secret<String>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/payments", post(create_payment))
+        .route("/v1/payments/{id}", get(get_payment))
+        .route("/v1/payments/{id}/capture", post(capture))
+        .route("/v1/payments/{id}/cancel", post(cancel))
+        .route("/v1/payments/{id}/refunds", post(refund))
+        .route("/v1/transfers", post(create_transfer))
+        .route("/v1/topups", post(create_topup))
+        .with_state(state)
+}
+
+/// PLACEHOLDER authentication: one shared bearer token.
+#[derive(Debug)]
+pub struct Caller;
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = PaymentsError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if fintech_kit::placeholder::bearer_matches(&parts.headers, &state.api_token) {
+            Ok(Caller)
+        } else {
+            tracing::warn!("rejected a payments request without the API token");
+            Err(PaymentsError::Unauthorized)
+        }
+    }
+}
+
+fn fees_account(currency: &str) -> String {
+    format!("system:fees:{currency}")
+}
+
+/// Records the payment and its event; a payment already stored under this id (a retry after an
+/// answer was lost) is returned as it is.
+async fn record(state: &AppState, payment: Payment, event: &str) -> Result<Response, PaymentsError> {
+    let mut tx = state.ctx.db.begin_write().await?;
+    if let Some(existing) = store::get(&mut tx, &payment.id).await? {
+        return Ok((StatusCode::CREATED, axum::Json(existing)).into_response());
+    }
+    store::insert(&mut tx, &payment).await?;
+    stage(&mut tx, event, &payment).await?;
+    tx.commit().await?;
+    state.ctx.events_committed();
+    Ok((StatusCode::CREATED, axum::Json(payment)).into_response())
+}
+
+async fn stage(conn: &mut sqlx::AnyConnection, event: &str, p: &Payment) -> Result<(), sqlx::Error> {
+    let data = serde_json::to_value(p).unwrap_or_default();
+    fintech_events::outbox::stage(conn, TOPIC, &EventEnvelope::new(event, SERVICE, p.id.clone(), data)).await
+}
+
+fn new_payment(id: String, kind: &str, n: &NewPayment, status: &str, captured: i64) -> Payment {
+    let now = fintech_telemetry::now_rfc3339();
+    Payment {
+        id,
+        kind: kind.to_owned(),
+        payer_account_id: n.payer.clone(),
+        payee_account_id: n.payee.clone(),
+        amount_minor: n.amount_minor,
+        currency: n.currency.code().to_owned(),
+        fee_minor: n.fee_minor,
+        status: status.to_owned(),
+        captured_minor: captured,
+        refunded_minor: 0,
+        description: n.description.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+    }
+}
+
+/// Pay a merchant: capture at once, or authorize (hold) to capture later.
+#[utoipa::path(post, path = "/api/payments/v1/payments", tag = "payments", request_body = NewPaymentRequest,
+    params(("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    responses((status = 201, body = Payment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json"),
+        (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn create_payment(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Extension(key): Extension<IdempotencyKey>,
+    ApiJson(req): ApiJson<NewPaymentRequest>,
+) -> Result<Response, PaymentsError> {
+    let n = req.validate().map_err(PaymentsError::Validation)?;
+    let id = key.derive_id("pay");
+    let (status, captured, event) = if n.capture {
+        let leg = NewTransfer::new(format!("{id}:charge"), &n.payer, &n.payee, n.amount_minor, n.currency, "payment");
+        state.ledger.transfer(leg.with_reference(&id)).await?;
+        if n.fee_minor > 0 {
+            let fees = fees_account(n.currency.code());
+            let fee = NewTransfer::new(format!("{id}:fee"), &n.payee, &fees, n.fee_minor, n.currency, "fee");
+            state.ledger.transfer(fee.with_reference(&id)).await?;
+        }
+        ("captured", n.amount_minor, "payment.captured")
+    } else {
+        let leg = NewTransfer::new(format!("{id}:hold"), &n.payer, &n.payee, n.amount_minor, n.currency, "payment");
+        state.ledger.transfer(leg.with_reference(&id).as_hold(DEFAULT_PENDING_TIMEOUT_MS)).await?;
+        ("authorized", 0, "payment.authorized")
+    };
+    record(&state, new_payment(id, "payment", &n, status, captured), event).await
+}
+
+/// Move money between two accounts.
+#[utoipa::path(post, path = "/api/payments/v1/transfers", tag = "payments", request_body = NewTransferRequest,
+    params(("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    responses((status = 201, body = Payment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json"),
+        (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn create_transfer(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Extension(key): Extension<IdempotencyKey>,
+    ApiJson(req): ApiJson<NewTransferRequest>,
+) -> Result<Response, PaymentsError> {
+    let n = req.validate().map_err(PaymentsError::Validation)?;
+    let id = key.derive_id("tr");
+    let leg = NewTransfer::new(format!("{id}:transfer"), &n.payer, &n.payee, n.amount_minor, n.currency, "transfer");
+    state.ledger.transfer(leg.with_reference(&id)).await?;
+    record(&state, new_payment(id, "transfer", &n, "succeeded", n.amount_minor), "transfer.completed").await
+}
+
+/// Add money to an account from the funding system account.
+#[utoipa::path(post, path = "/api/payments/v1/topups", tag = "payments", request_body = TopupRequest,
+    params(("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    responses((status = 201, body = Payment), (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn create_topup(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Extension(key): Extension<IdempotencyKey>,
+    ApiJson(req): ApiJson<TopupRequest>,
+) -> Result<Response, PaymentsError> {
+    let n = req.validate().map_err(PaymentsError::Validation)?;
+    let id = key.derive_id("tu");
+    let leg = NewTransfer::new(format!("{id}:topup"), &n.payer, &n.payee, n.amount_minor, n.currency, "funding");
+    state.ledger.transfer(leg.with_reference(&id)).await?;
+    record(&state, new_payment(id, "topup", &n, "succeeded", n.amount_minor), "topup.completed").await
+}
+
+fn payment_id(id: &str) -> Result<&str, PaymentsError> {
+    if fintech_ledger::domain::valid_id(id) { Ok(id) } else { Err(PaymentsError::NotFound) }
+}
+
+/// A payment.
+#[utoipa::path(get, path = "/api/payments/v1/payments/{id}", tag = "payments", params(("id" = String, Path)),
+    security(("placeholder_api_token" = [])),
+    responses((status = 200, body = Payment), (status = 404, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn get_payment(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Payment>, PaymentsError> {
+    let mut conn = state.ctx.db.pool().acquire().await?;
+    let payment = store::get(&mut conn, payment_id(&id)?).await?.ok_or(PaymentsError::NotFound)?;
+    if payment.kind != "payment" {
+        return Err(PaymentsError::NotFound);
+    }
+    Ok(axum::Json(payment))
+}
+
+/// Runs `change` on the locked payment and records the result with `event`.
+async fn change<F>(state: &AppState, id: &str, event: &str, change: F) -> Result<axum::Json<Payment>, PaymentsError>
+where
+    F: AsyncFnOnce(&mut Payment) -> Result<(), PaymentsError>,
+{
+    let mut tx = state.ctx.db.begin_write().await?;
+    let mut payment =
+        store::lock(&mut tx, state.ctx.db.engine(), payment_id(id)?).await?.ok_or(PaymentsError::NotFound)?;
+    if payment.kind != "payment" {
+        return Err(PaymentsError::NotFound);
+    }
+    change(&mut payment).await?;
+    payment.updated_at = fintech_telemetry::now_rfc3339();
+    store::update(&mut tx, &payment).await?;
+    stage(&mut tx, event, &payment).await?;
+    tx.commit().await?;
+    state.ctx.events_committed();
+    Ok(axum::Json(payment))
+}
+
+/// Capture an authorized payment, all of it or part (the rest of the hold is released).
+#[utoipa::path(post, path = "/api/payments/v1/payments/{id}/capture", tag = "payments", request_body = AmountRequest,
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    responses((status = 200, body = Payment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn capture(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AmountRequest>,
+) -> Result<axum::Json<Payment>, PaymentsError> {
+    let amount = req.validate(false).map_err(PaymentsError::Validation)?;
+    let ledger = state.ledger.clone();
+    change(&state, &id, "payment.captured", async |p: &mut Payment| {
+        if p.status != "authorized" {
+            return Err(PaymentsError::InvalidState(p.status.clone()));
+        }
+        let captured = amount.unwrap_or(p.amount_minor);
+        let post = Resolve {
+            id: format!("{}:capture", p.id),
+            pending_id: format!("{}:hold", p.id),
+            kind: TransferKind::Post,
+            amount_minor: Some(captured),
+        };
+        ledger.resolve(post).await?;
+        let fee = p.fee_minor.min(captured);
+        if fee > 0 {
+            let currency = p.currency.parse().map_err(|_| PaymentsError::InvalidState("unreadable".into()))?;
+            let fees = fees_account(&p.currency);
+            let t = NewTransfer::new(format!("{}:fee", p.id), &p.payee_account_id, &fees, fee, currency, "fee");
+            ledger.transfer(t.with_reference(&p.id)).await?;
+        }
+        p.captured_minor = captured;
+        p.status = "captured".into();
+        Ok(())
+    })
+    .await
+}
+
+/// Cancel an authorized payment: its hold is released.
+#[utoipa::path(post, path = "/api/payments/v1/payments/{id}/cancel", tag = "payments",
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    responses((status = 200, body = Payment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn cancel(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Payment>, PaymentsError> {
+    let ledger = state.ledger.clone();
+    change(&state, &id, "payment.canceled", async |p: &mut Payment| {
+        if p.status != "authorized" {
+            return Err(PaymentsError::InvalidState(p.status.clone()));
+        }
+        let void = Resolve {
+            id: format!("{}:void", p.id),
+            pending_id: format!("{}:hold", p.id),
+            kind: TransferKind::Void,
+            amount_minor: None,
+        };
+        ledger.resolve(void).await?;
+        p.status = "canceled".into();
+        Ok(())
+    })
+    .await
+}
+
+/// Refund part or all of what was captured; refunds never add up to more.
+#[utoipa::path(post, path = "/api/payments/v1/payments/{id}/refunds", tag = "payments", request_body = AmountRequest,
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    responses((status = 200, body = Payment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json"),
+        (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn refund(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Extension(key): Extension<IdempotencyKey>,
+    ApiJson(req): ApiJson<AmountRequest>,
+) -> Result<axum::Json<Payment>, PaymentsError> {
+    let amount = req.validate(true).map_err(PaymentsError::Validation)?.unwrap_or_default();
+    let ledger = state.ledger.clone();
+    let refund_id = key.derive_id("re");
+    let mut refund_conn = None;
+    let result = change(&state, &id, "payment.refunded", async |p: &mut Payment| {
+        if !matches!(p.status.as_str(), "captured" | "partially_refunded") {
+            return Err(PaymentsError::InvalidState(p.status.clone()));
+        }
+        let total = p.refunded_minor.checked_add(amount).filter(|t| *t <= p.captured_minor);
+        let Some(total) = total else { return Err(PaymentsError::RefundExceedsCaptured) };
+        let currency = p.currency.parse().map_err(|_| PaymentsError::InvalidState("unreadable".into()))?;
+        let t = NewTransfer::new(
+            format!("{refund_id}:refund"),
+            &p.payee_account_id,
+            &p.payer_account_id,
+            amount,
+            currency,
+            "refund",
+        );
+        ledger.transfer(t.with_reference(&p.id)).await?;
+        p.refunded_minor = total;
+        p.status = if total == p.captured_minor { "refunded" } else { "partially_refunded" }.into();
+        refund_conn = Some((refund_id.clone(), p.id.clone(), amount, p.updated_at.clone()));
+        Ok(())
+    })
+    .await?;
+    if let Some((rid, pid, amount, at)) = refund_conn {
+        let mut conn = state.ctx.db.pool().acquire().await?;
+        match store::insert_refund(&mut conn, &rid, &pid, amount, &at).await {
+            Err(e) if fintech_db::is_unique_violation(&e) => {}
+            other => other?,
+        }
+    }
+    Ok(result)
+}

@@ -1,0 +1,250 @@
+//! Black-box tests of payments with accounts and the ledger in the same process, over real
+//! HTTP, on SQLite and on a real MariaDB.
+
+#![allow(clippy::unwrap_used)]
+
+use fintech_accounts::AccountsService;
+use fintech_db::sqlx::{self, Row};
+use fintech_ledger::LedgerService;
+use fintech_payments::PaymentsService;
+use fintech_testkit::app::{Backend, Spawn, TestApp};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const STAFF: &str = "accounts-test-staff-token-0123456789abcdef";
+const API: &str = "payments-test-api-token-0123456789abcdefgh";
+
+struct App {
+    app: TestApp,
+    ana: String,
+    shop: String,
+    bob: String,
+}
+
+async fn request(
+    app: &TestApp,
+    service: &str,
+    token: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = match body {
+        Some(b) => app.http.post(app.url(service, path)).json(&b),
+        None => app.http.get(app.url(service, path)),
+    };
+    req = req.bearer_auth(token);
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn open(app: &TestApp, kind: &str, currency: &str) -> String {
+    let (_, c) = request(
+        app,
+        "accounts",
+        STAFF,
+        "/v1/customers",
+        None,
+        Some(json!({ "kind": kind, "name": "N", "email": "n@example.com" })),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    request(app, "accounts", STAFF, &format!("/v1/customers/{id}/kyc"), None, Some(json!({ "status": "verified" })))
+        .await;
+    let (status, a) =
+        request(app, "accounts", STAFF, "/v1/accounts", None, Some(json!({ "customer_id": id, "currency": currency })))
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{a}");
+    a["id"].as_str().unwrap().to_owned()
+}
+
+async fn spawn_app(backend: Backend) -> App {
+    let spawn = Spawn::new(backend)
+        .with("accounts.placeholder_staff_token", STAFF)
+        .with("payments.placeholder_api_token", API)
+        .with("ledger.placeholder_service_token", "ledger-test-service-token-0123456789abcdef");
+    let app = TestApp::spawn(&[&LedgerService, &AccountsService, &PaymentsService], spawn).await;
+    let ana = open(&app, "individual", "USD").await;
+    let shop = open(&app, "business", "USD").await;
+    let bob = open(&app, "individual", "USD").await;
+    let a = App { app, ana, shop, bob };
+    let (status, body) = a
+        .pay("/v1/topups", "topup-ana", json!({ "account_id": a.ana, "amount_minor": 10_000, "currency": "USD" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    a
+}
+
+impl App {
+    async fn pay(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        request(&self.app, "payments", API, path, Some(key), Some(body)).await
+    }
+
+    async fn balance(&self, account: &str) -> (i64, i64) {
+        let (_, a) = request(&self.app, "accounts", STAFF, &format!("/v1/accounts/{account}"), None, None).await;
+        (a["balance_minor"].as_i64().unwrap(), a["available_minor"].as_i64().unwrap())
+    }
+
+    async fn fees(&self) -> i64 {
+        let (_, a) = request(&self.app, "accounts", STAFF, "/v1/accounts/system:fees:USD", None, None).await;
+        a["balance_minor"].as_i64().unwrap()
+    }
+
+    /// Ledger rows, to prove refused requests moved nothing.
+    async fn ledger_rows(&self) -> (i64, i64) {
+        let db = self.app.db("ledger").await;
+        let t: i64 = sqlx::query("SELECT COUNT(*) FROM transfers").fetch_one(db.pool()).await.unwrap().get(0);
+        let p: i64 = sqlx::query("SELECT COUNT(*) FROM postings").fetch_one(db.pool()).await.unwrap().get(0);
+        (t, p)
+    }
+}
+
+fn payment(payer: &str, payee: &str, amount: i64, fee: i64, capture: bool) -> Value {
+    json!({ "payer_account_id": payer, "payee_account_id": payee, "amount_minor": amount, "currency": "USD",
+            "fee_minor": fee, "capture": capture })
+}
+
+async fn payment_lifecycle(backend: Backend) {
+    let a = spawn_app(backend).await;
+    // Capture at once, with a fee charged to the merchant.
+    let (status, p) = a.pay("/v1/payments", "p1", payment(&a.ana, &a.shop, 2_500, 100, true)).await;
+    assert_eq!((status, p["status"].as_str()), (StatusCode::CREATED, Some("captured")), "{p}");
+    assert_eq!(a.balance(&a.ana).await, (7_500, 7_500));
+    assert_eq!(a.balance(&a.shop).await.0, 2_400);
+    assert_eq!(a.fees().await, 100);
+
+    // Authorize, capture part; the rest of the hold is released.
+    let (_, auth) = a.pay("/v1/payments", "p2", payment(&a.ana, &a.shop, 1_000, 100, false)).await;
+    assert_eq!(auth["status"], "authorized");
+    assert_eq!(a.balance(&a.ana).await, (7_500, 6_500));
+    let id = auth["id"].as_str().unwrap();
+    let (status, cap) = a.pay(&format!("/v1/payments/{id}/capture"), "p2-cap", json!({ "amount_minor": 600 })).await;
+    assert_eq!((status, cap["captured_minor"].as_i64()), (StatusCode::OK, Some(600)), "{cap}");
+    assert_eq!(a.balance(&a.ana).await, (6_900, 6_900));
+    assert_eq!(a.balance(&a.shop).await.0, 2_400 + 600 - 100);
+    let (status, body) = a.pay(&format!("/v1/payments/{id}/cancel"), "p2-cancel", json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_payment_state")));
+
+    // Refunds: partial, then never more than captured.
+    let (_, r1) = a.pay(&format!("/v1/payments/{id}/refunds"), "r1", json!({ "amount_minor": 300 })).await;
+    assert_eq!(r1["status"], "partially_refunded");
+    let (status, body) = a.pay(&format!("/v1/payments/{id}/refunds"), "r2", json!({ "amount_minor": 301 })).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("refund_exceeds_captured")));
+    let (_, r3) = a.pay(&format!("/v1/payments/{id}/refunds"), "r3", json!({ "amount_minor": 300 })).await;
+    assert_eq!(r3["status"], "refunded");
+    assert_eq!(a.balance(&a.ana).await.0, 7_500);
+
+    // Cancel releases a hold; transfers move money between customers.
+    let (_, auth) = a.pay("/v1/payments", "p3", payment(&a.ana, &a.shop, 500, 0, false)).await;
+    let id = auth["id"].as_str().unwrap();
+    let (_, canceled) = a.pay(&format!("/v1/payments/{id}/cancel"), "p3-cancel", json!({})).await;
+    assert_eq!(canceled["status"], "canceled");
+    assert_eq!(a.balance(&a.ana).await, (7_500, 7_500));
+    let (status, t) = a
+        .pay(
+            "/v1/transfers",
+            "t1",
+            json!({ "from_account_id": a.ana, "to_account_id": a.bob, "amount_minor": 250, "currency": "USD" }),
+        )
+        .await;
+    assert_eq!((status, t["status"].as_str()), (StatusCode::CREATED, Some("succeeded")), "{t}");
+    assert_eq!(a.balance(&a.bob).await.0, 250);
+    let (status, got) = request(&a.app, "payments", API, &format!("/v1/payments/{id}"), None, None).await;
+    assert_eq!((status, got["status"].as_str()), (StatusCode::OK, Some("canceled")));
+}
+
+async fn idempotency_contract(backend: Backend) {
+    let a = spawn_app(backend).await;
+    let before = a.ledger_rows().await;
+    let body = payment(&a.ana, &a.shop, 100, 0, true);
+    let answers = futures::future::join_all((0..50).map(|_| a.pay("/v1/payments", "same-key", body.clone()))).await;
+    let first = &answers[0];
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    assert!(answers.iter().all(|x| x == first), "identical replies");
+    let after = a.ledger_rows().await;
+    assert_eq!((after.0 - before.0, after.1 - before.1), (1, 2), "exactly one ledger transfer");
+    assert_eq!(a.balance(&a.ana).await.0, 9_900);
+    let (status, other) = a.pay("/v1/payments", "same-key", payment(&a.ana, &a.shop, 101, 0, true)).await;
+    assert_eq!((status, other["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")));
+    let (status, missing) = request(&a.app, "payments", API, "/v1/payments", None, Some(body)).await;
+    assert_eq!((status, missing["code"].as_str()), (StatusCode::BAD_REQUEST, Some("idempotency_key_required")));
+}
+
+async fn bad_input_moves_nothing(backend: Backend) {
+    let a = spawn_app(backend).await;
+    let eur = open(&a.app, "individual", "EUR").await;
+    request(
+        &a.app,
+        "accounts",
+        STAFF,
+        &format!("/v1/accounts/{}/status", a.bob),
+        None,
+        Some(json!({ "status": "frozen" })),
+    )
+    .await;
+    let before = a.ledger_rows().await;
+    let p = |patch: Value| {
+        let mut body = payment(&a.ana, &a.shop, 100, 0, true);
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (p(json!({ "amount_minor": 0 })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (p(json!({ "amount_minor": -1 })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (
+            p(json!({ "amount_minor": 9_223_372_036_854_775_808u64 })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (p(json!({ "amount_minor": 12.5 })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (p(json!({ "currency": "ABC" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (p(json!({ "currency": "EUR" })), StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch"),
+        (p(json!({ "payee_account_id": eur })), StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch"),
+        (p(json!({ "payee_account_id": "acc_nobody" })), StatusCode::UNPROCESSABLE_ENTITY, "account_not_found"),
+        (p(json!({ "payee_account_id": a.bob })), StatusCode::CONFLICT, "account_frozen"),
+        (p(json!({ "payee_account_id": a.ana })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (p(json!({ "payer_account_id": "bad id" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (p(json!({ "fee_minor": 101 })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (p(json!({ "amount_minor": 10_001 })), StatusCode::CONFLICT, "insufficient_funds"),
+        (p(json!({ "status": "captured" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+    ];
+    for (i, (body, status, code)) in cases.into_iter().enumerate() {
+        let (got, problem) = a.pay("/v1/payments", &format!("bad-{i}"), body).await;
+        assert_eq!((got, problem["code"].as_str()), (status, Some(code)), "case {i}: {problem}");
+    }
+    let (status, body) = a.pay("/v1/payments/pay_nope/refunds", "bad-r", json!({ "amount_minor": 1 })).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let resp = a
+        .app
+        .http
+        .post(a.app.url("payments", "/v1/payments"))
+        .header("Idempotency-Key", "k")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(a.ledger_rows().await, before, "refused payments moved no money");
+    assert_eq!(a.balance(&a.ana).await, (10_000, 10_000));
+}
+
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod mariadb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::MariaDb).await })*
+        }
+    };
+}
+
+on_both_engines!(payment_lifecycle, idempotency_contract, bad_input_moves_nothing);
