@@ -60,6 +60,15 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchTarget {
+    /// Payments end to end over HTTP (Idempotency-Key, payments, ledger), embedded SQLite.
+    Payments {
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds of measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// The ledger engine: single transfers (group commit) and batches.
     Ledger {
         /// Database to use; default: a fresh SQLite file in a temporary folder. A MySQL URL

@@ -56,6 +56,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&tmp);
             result
         }
+        Command::Bench { target: cli::BenchTarget::Payments { concurrency, seconds } } => {
+            fintech_telemetry::init("fintech-bench", "error");
+            bench::payments::run(concurrency.clamp(1, 1024), seconds.clamp(1, 600)).await
+        }
         Command::Services => {
             for s in services::SERVICES {
                 println!("{}", s.name());

@@ -742,20 +742,30 @@ fn retryable(e: &sqlx::Error) -> bool {
 }
 
 async fn writer(db: Db, mut rx: mpsc::Receiver<Command>, outbox: Arc<Notify>, shutdown: CancellationToken) {
+    // A command taken from the queue that did not fit in the previous group.
+    let mut carried: Option<Command> = None;
     loop {
-        let first = tokio::select! {
-            cmd = rx.recv() => cmd,
-            () = shutdown.cancelled() => None,
+        let first = match carried.take() {
+            Some(cmd) => Some(cmd),
+            None => tokio::select! {
+                cmd = rx.recv() => cmd,
+                () = shutdown.cancelled() => None,
+            },
         };
         let Some(first) = first else { break };
         let mut group = vec![first];
         let mut count = group[0].ops.len();
         // Gather what is queued. When the queue runs dry, yield a few times first: callers that
         // just got their previous answer are about to send again, and joining this group costs
-        // them far less than waiting for the next commit.
+        // them far less than waiting for the next commit. A group never exceeds
+        // MAX_OPS_PER_COMMIT unless a single command is larger (a batch is never split).
         let mut idle_yields = 0;
         while count < MAX_OPS_PER_COMMIT {
             match rx.try_recv() {
+                Ok(cmd) if count + cmd.ops.len() > MAX_OPS_PER_COMMIT => {
+                    carried = Some(cmd);
+                    break;
+                }
                 Ok(cmd) => {
                     count += cmd.ops.len();
                     group.push(cmd);
