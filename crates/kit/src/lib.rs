@@ -264,3 +264,26 @@ impl Host {
         Ok(RunningApp { router, dbs, relays })
     }
 }
+
+/// An OpenAPI modifier that declares a bearer-token security scheme named `.0`, for services'
+/// `#[openapi(modifiers(&BearerScheme("...")))]`.
+#[derive(Debug, Clone, Copy)]
+pub struct BearerScheme(pub &'static str);
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
+            self.0,
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The migrator of `engine` out of a service's two folders.
+pub fn pick_migrations(engine: Engine, sqlite: &'static Migrator, mysql: &'static Migrator) -> &'static Migrator {
+    match engine {
+        Engine::Sqlite => sqlite,
+        Engine::MySql => mysql,
+    }
+}

@@ -29,6 +29,9 @@ pub const TOPIC: &str = "accounts.events";
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 
+/// The placeholder bearer token in the OpenAPI document.
+const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("placeholder_staff_token");
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "accounts", description = "Customers, KYC and accounts."),
@@ -37,21 +40,9 @@ static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
         routes::set_status, routes::list_system_accounts,
     ),
     components(schemas(fintech_http::Problem, fintech_http::FieldError)),
-    modifiers(&StaffTokenScheme),
+    modifiers(&TOKEN_SCHEME),
 )]
 struct ApiDoc;
-
-struct StaffTokenScheme;
-
-impl utoipa::Modify for StaffTokenScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
-            "placeholder_staff_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 /// The accounts service. Starts after the ledger when both run in one process.
 #[derive(Debug, Default, Clone, Copy)]
@@ -98,10 +89,7 @@ impl Service for AccountsService {
     }
 
     fn migrations(&self, engine: Engine) -> &'static Migrator {
-        match engine {
-            Engine::Sqlite => &SQLITE,
-            Engine::MySql => &MYSQL,
-        }
+        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

@@ -23,27 +23,17 @@ pub const EVENT_CONTACT_REQUESTED: &str = "contact.requested";
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 
+/// The placeholder bearer token in the OpenAPI document.
+const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("placeholder_staff_token");
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "contact-us", description = "Contact and support requests."),
     paths(routes::create_request, routes::list_requests, routes::get_request, routes::download_attachment),
     components(schemas(fintech_http::Problem, fintech_http::FieldError)),
-    modifiers(&StaffTokenScheme),
+    modifiers(&TOKEN_SCHEME),
 )]
 struct ApiDoc;
-
-struct StaffTokenScheme;
-
-impl utoipa::Modify for StaffTokenScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "placeholder_staff_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 /// The contact-us service.
 #[derive(Debug, Default, Clone, Copy)]
@@ -56,10 +46,7 @@ impl Service for ContactUs {
     }
 
     fn migrations(&self, engine: Engine) -> &'static Migrator {
-        match engine {
-            Engine::Sqlite => &SQLITE,
-            Engine::MySql => &MYSQL,
-        }
+        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

@@ -27,6 +27,9 @@ pub const TOPIC: &str = "ledger.events";
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 
+/// The placeholder bearer token in the OpenAPI document.
+const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("placeholder_service_token");
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ledger", description = "Double-entry ledger (internal)."),
@@ -35,21 +38,9 @@ static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
         routes::create_transfer, routes::create_batch, routes::get_transfer, routes::post_pending, routes::void_pending,
     ),
     components(schemas(fintech_http::Problem, fintech_http::FieldError)),
-    modifiers(&ServiceTokenScheme),
+    modifiers(&TOKEN_SCHEME),
 )]
 struct ApiDoc;
-
-struct ServiceTokenScheme;
-
-impl utoipa::Modify for ServiceTokenScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
-            "placeholder_service_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 /// The ledger service.
 #[derive(Debug, Default, Clone, Copy)]
@@ -62,10 +53,7 @@ impl Service for LedgerService {
     }
 
     fn migrations(&self, engine: Engine) -> &'static Migrator {
-        match engine {
-            Engine::Sqlite => &SQLITE,
-            Engine::MySql => &MYSQL,
-        }
+        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

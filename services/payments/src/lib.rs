@@ -26,6 +26,9 @@ pub const TOPIC: &str = "payments.events";
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 
+/// The placeholder bearer token in the OpenAPI document.
+const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("placeholder_api_token");
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "payments", description = "Payments, transfers and top-ups with Idempotency-Key."),
@@ -34,21 +37,9 @@ static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
         routes::create_transfer, routes::create_topup,
     ),
     components(schemas(fintech_http::Problem, fintech_http::FieldError)),
-    modifiers(&ApiTokenScheme),
+    modifiers(&TOKEN_SCHEME),
 )]
 struct ApiDoc;
-
-struct ApiTokenScheme;
-
-impl utoipa::Modify for ApiTokenScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
-            "placeholder_api_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 /// The payments service. Starts after the ledger when both run in one process.
 #[derive(Debug, Default, Clone, Copy)]
@@ -61,10 +52,7 @@ impl Service for PaymentsService {
     }
 
     fn migrations(&self, engine: Engine) -> &'static Migrator {
-        match engine {
-            Engine::Sqlite => &SQLITE,
-            Engine::MySql => &MYSQL,
-        }
+        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
