@@ -33,23 +33,26 @@ def test_minimal_entry_gets_everything():
 
 def test_database_route_and_callers_from_one_entry():
     docs = with_services({
-        "risk": {"database": {"enabled": True}, "allowedCallers": ["payments"]},
-        "payments": {"database": {"enabled": True},
-                     "route": {"pathPrefix": "/api/payments", "maxBodyBytes": 65536, "timeoutSeconds": 15}},
+        "risk": {"database": {"enabled": True}, "allowedCallers": ["investments"]},
+        "investments": {"database": {"enabled": True},
+                        "route": {"pathPrefix": "/api/investments", "maxBodyBytes": 65536, "timeoutSeconds": 15},
+                        "serviceUrls": {"FINTECH_INVESTMENTS__RISK_URL": "risk"}},
     })
-    assert {f"{full('risk')}-migrate", f"{full('payments')}-migrate"} <= names(docs, "Job")
-    assert full("payments") in names(docs, "HTTPRoute")
+    assert {f"{full('risk')}-migrate", f"{full('investments')}-migrate"} <= names(docs, "Job")
+    assert full("investments") in names(docs, "HTTPRoute")
     assert full("risk") not in names(docs, "HTTPRoute")
     policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
     risk_in = policies[full("risk")]["spec"]["ingress"]
-    assert any({"podSelector": {"matchLabels": pod_labels("payments")}} in r["from"] for r in risk_in)
-    payments_out = policies[full("payments")]["spec"]["egress"]
-    assert any(r["to"] == [{"podSelector": {"matchLabels": pod_labels("risk")}}] for r in payments_out)
+    assert any({"podSelector": {"matchLabels": pod_labels("investments")}} in r["from"] for r in risk_in)
+    investments_out = policies[full("investments")]["spec"]["egress"]
+    assert any(r["to"] == [{"podSelector": {"matchLabels": pod_labels("risk")}}] for r in investments_out)
     # contact-us calls nobody: it gets no egress to the new services.
     contact_out = policies[full("contact-us")]["spec"]["egress"]
     assert not any(r["to"] == [{"podSelector": {"matchLabels": pod_labels("risk")}}] for r in contact_out)
     csp = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClientSettingsPolicy"}
-    assert csp[full("payments")]["spec"]["body"]["maxSize"] == "64k"
+    assert csp[full("investments")]["spec"]["body"]["maxSize"] == "64k"
+    config = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    assert config[full("investments")]["data"]["FINTECH_INVESTMENTS__RISK_URL"] == f"http://{full('risk')}:8080"
 
 
 def test_service_can_be_removed_per_environment():

@@ -1,9 +1,11 @@
 """Renders that must fail, with a message that names the value to fix."""
 
 import json
+import re
 
 import pytest
 
+from images_values import images_values
 from render import template
 
 
@@ -15,12 +17,17 @@ def fails(*args, images=True):
 
 def test_missing_service_digest():
     err = fails("--set", "cloudSql.proxy.image.digest=sha256:" + "a" * 64, images=False)
-    assert "services.contact-us.image.digest is missing" in err
+    # The first service without a digest is named (services are checked in name order).
+    assert re.search(r"services\.[a-z0-9-]+\.image\.digest is missing", err)
     assert "sha256:<64 lowercase hex>" in err
 
 
 def test_missing_proxy_digest():
-    err = fails("--set", "services.contact-us.image.digest=sha256:" + "a" * 64, images=False)
+    # Every service's digest, none for the proxy.
+    args = []
+    for name, entry in images_values()["services"].items():
+        args += ["--set", f"services.{name}.image.digest={entry['image']['digest']}"]
+    err = fails(*args, images=False)
     assert "cloudSql.proxy.image.digest is missing" in err
 
 
@@ -47,8 +54,23 @@ def test_url_with_password_in_env_is_refused():
 
 
 def test_unknown_caller_is_refused():
-    err = fails("--set", "services.contact-us.allowedCallers[0]=payments")
-    assert '"payments", which is not a service of this release' in err
+    err = fails("--set", "services.contact-us.allowedCallers[0]=risk")
+    assert '"risk", which is not a service of this release' in err
+
+
+def test_service_url_to_unknown_service_is_refused():
+    err = fails("--set", "services.contact-us.serviceUrls.FINTECH_CONTACT_US__RISK_URL=risk")
+    assert '"risk", which is not a service of this release' in err
+
+
+def test_service_url_needs_the_callee_to_allow_the_caller():
+    err = fails("--set", "services.contact-us.serviceUrls.FINTECH_CONTACT_US__LEDGER_URL=ledger")
+    assert "services.ledger.allowedCallers does not list contact-us" in err
+
+
+def test_service_url_name_must_end_in_url():
+    err = fails("--set", "services.contact-us.serviceUrls.FINTECH_CONTACT_US__LEDGER=ledger")
+    assert "FINTECH_CONTACT_US__LEDGER" in err
 
 
 def test_duplicate_path_prefix_is_refused():

@@ -9,6 +9,8 @@ from render import CUSTOM_KINDS, split_kinds, template
 # userinfo with a password in a URL: scheme://user:password@host
 URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.IGNORECASE)
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_URL$|CREDENTIAL|PRIVATE_KEY)", re.IGNORECASE)
+# The only URLs a ConfigMap may hold: another service of the release (serviceUrls), no credentials.
+SERVICE_URL = re.compile(r"^http://fintech-[a-z0-9-]+:8080$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DURATION = re.compile(r"^\d+(\.\d+)?(h|m|s|ms)$")
 
@@ -56,8 +58,14 @@ def test_no_secret_values(env):
                 if SECRET_NAME.search(e["name"]):
                     assert "value" not in e, f"{name}/{c['name']}: {e['name']} is a literal"
                     assert "secretKeyRef" in e["valueFrom"], f"{name}/{c['name']}: {e['name']}"
+    all_services = services(env)
     for cm in m.all("ConfigMap"):
-        for key in cm["data"]:
+        service = cm["metadata"]["labels"]["app.kubernetes.io/component"]
+        service_urls = (all_services.get(service) or {}).get("serviceUrls") or {}
+        for key, value in cm["data"].items():
+            if key in service_urls:
+                assert SERVICE_URL.match(value), f"ConfigMap {cm['metadata']['name']}: {key}={value}"
+                continue
             assert not SECRET_NAME.search(key), f"ConfigMap {cm['metadata']['name']} holds {key}"
 
 

@@ -9,7 +9,7 @@ from render import CHART, ENVIRONMENTS, HELM_DIR, values_file
 
 
 def test_route_table_lives_in_values_yaml_only():
-    """Environment files never change routes: the local NGINX generator reads values.yaml."""
+    """Environment files never change routes: every environment exposes the same paths and limits."""
     for env in ENVIRONMENTS:
         values = yaml.safe_load(values_file(env).read_text()) or {}
         for name, svc in (values.get("services") or {}).items():
@@ -20,6 +20,8 @@ def test_route_table_lives_in_values_yaml_only():
     assert public, "at least one public service"
     assert public["contact-us"] == {"pathPrefix": "/api/contact-us", "maxBodyBytes": 5 * 1024 * 1024 + 64 * 1024,
                                     "timeoutSeconds": 30}
+    assert public["payments"] == {"pathPrefix": "/api/payments", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 10}
+    assert "ledger" not in public and "accounts" not in public, "internal services have no route"
 
 
 def test_no_secret_in_values_files():

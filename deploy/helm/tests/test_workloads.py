@@ -98,7 +98,7 @@ def test_images_pinned_by_digest(env, service):
 def test_command_and_environment(env, service):
     c = app_container(env, service)
     assert c["args"][:2] == ["serve", service]
-    # FINTECH_DATA_DIR is refused by the configuration loader today: the data dir is a flag.
+    # The data dir is a flag; the chart never sets FINTECH_DATA_DIR as well.
     assert c["args"][2:] == ["--data-dir", "/data"]
     assert {"name": "data", "mountPath": "/data"} in c["volumeMounts"]
     cm = manifest(env).one("ConfigMap", full(service))
@@ -119,6 +119,19 @@ def test_command_and_environment(env, service):
     spec = pod_spec(env, service)
     assert c["lifecycle"]["preStop"]["sleep"]["seconds"] == svc["preStopSleepSeconds"]
     assert spec["terminationGracePeriodSeconds"] > svc["preStopSleepSeconds"] + grace
+
+
+def test_service_urls(env, service):
+    """serviceUrls become the callee's in-cluster URL, and the network policies allow the calls."""
+    m = manifest(env)
+    all_services = services(env)
+    data = m.one("ConfigMap", full(service))["data"]
+    urls = all_services[service].get("serviceUrls") or {}
+    for env_name, callee in urls.items():
+        assert data[env_name] == f"http://{full(callee)}:8080"
+        assert m.one("Service", full(callee))["spec"]["ports"][0]["port"] == 8080
+        assert service in all_services[callee]["allowedCallers"], f"{callee} does not allow {service}"
+    assert not {k for k in data if k.endswith("_URL")} - set(urls), "every URL in the ConfigMap is a service URL"
 
 
 def manifest_project(env):

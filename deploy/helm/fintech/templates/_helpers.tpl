@@ -94,9 +94,21 @@ FINTECH_MIGRATIONS__ON_START: "false"
 {{- if $svc.database.enabled }}
 FINTECH_DATABASE__{{ $key }}__MAX_CONNECTIONS: {{ $svc.database.maxConnections | quote }}
 {{- end }}
+{{- range $k, $target := $svc.serviceUrls }}
+{{ $k }}: {{ include "fintech.serviceUrl" (dict "context" $ctx "name" $target) | quote }}
+{{- end }}
 {{- range $k, $v := $svc.env }}
 {{ $k }}: {{ $v | toString | quote }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The in-cluster URL of another service of the release: its Service "<fullname>-<service>" on the
+HTTP port, in the release namespace. No credentials: callers authenticate with their own secrets.
+Args: dict "context" $ "name" $service
+*/}}
+{{- define "fintech.serviceUrl" -}}
+{{- printf "http://%s:%s" (include "fintech-lib.names.component" (dict "context" .context "component" .name)) (include "fintech.httpPort" .) -}}
 {{- end -}}
 
 {{/* The environment variable holding a service's database URL. */}}

@@ -43,6 +43,39 @@ run "derives_streams_and_databases_from_the_real_catalog" {
   }
 }
 
+run "wires_accounts_and_payments_to_the_ledger" {
+  command = plan
+
+  variables {
+    catalog_file = "../../services.yaml"
+  }
+
+  assert {
+    condition     = output.databases["accounts"] == "accounts" && output.databases["payments"] == "payments"
+    error_message = "accounts and payments must own the accounts and payments databases (their configuration keys)."
+  }
+
+  assert {
+    condition     = alltrue([for svc in ["accounts", "payments"] : length(output.topics["${svc}.events"].publishers) == 1 && contains(output.topics["${svc}.events"].publishers, svc)])
+    error_message = "accounts.events and payments.events must be published by accounts and payments only."
+  }
+
+  assert {
+    condition     = alltrue([for svc in ["accounts", "payments"] : contains(output.workload_identities[svc].project_roles, "roles/cloudsql.client")])
+    error_message = "accounts and payments have a database: their accounts need the Cloud SQL client role."
+  }
+
+  assert {
+    condition     = alltrue([for svc in ["ledger", "accounts", "payments"] : contains(output.third_party_secrets["ledger-service-token"], svc)])
+    error_message = "The ledger and its callers (accounts, payments) must all read ledger-service-token."
+  }
+
+  assert {
+    condition     = length(output.third_party_secrets["accounts-staff-token"]) == 1 && contains(output.third_party_secrets["accounts-staff-token"], "accounts") && length(output.third_party_secrets["payments-api-token"]) == 1 && contains(output.third_party_secrets["payments-api-token"], "payments")
+    error_message = "accounts-staff-token and payments-api-token must be readable by their own service only."
+  }
+}
+
 run "rejects_a_stream_nobody_publishes" {
   command = plan
 
