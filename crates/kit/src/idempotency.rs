@@ -6,6 +6,7 @@
 //! - the same key with a different request (method, path or body) → 422 `idempotency_key_reused`;
 //! - the same key while the first request still runs → the duplicate waits up to
 //!   [`IdempotencySettings::wait`] for the answer, then gets 409 `idempotency_key_in_use`;
+//! - 401 and 403 answers are not stored (the request never ran);
 //! - 5xx answers are not stored (the outcome is unknown), so the key can be retried; handlers must
 //!   derive their downstream ids from the key (see [`IdempotencyKey::derive_id`]) so that such a
 //!   retry cannot act twice;
@@ -274,7 +275,10 @@ async fn idempotency(State(layer): State<Layer>, req: Request, next: Next) -> Re
         }
     };
     let text = String::from_utf8(stored.to_vec());
-    let keep = !parts.status.is_server_error() && text.is_ok();
+    // Not stored: 5xx (outcome unknown), and 401/403 (the request never ran; a retry with the
+    // right credentials must run).
+    let refused_caller = matches!(parts.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+    let keep = !parts.status.is_server_error() && !refused_caller && text.is_ok();
     if keep {
         let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let saved = sqlx::query(

@@ -28,6 +28,11 @@ pub struct Payment {
 
 fn account(errors: &mut Vec<FieldError>, field: &str, v: Option<&str>) -> Option<String> {
     match v {
+        // System accounts (settlement, fees, funding) move money only through their own flows.
+        Some(id) if id.starts_with("system:") => {
+            errors.push(FieldError::new(field, "system_account", format!("`{field}` cannot be a system account")));
+            None
+        }
         Some(id) if fintech_ledger::domain::valid_id(id) => Some(id.to_owned()),
         Some(_) => {
             errors.push(FieldError::new(field, "invalid_id", format!("`{field}` is not an account id")));

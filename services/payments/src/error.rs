@@ -15,10 +15,10 @@ pub enum PaymentsError {
     InvalidState(String),
     #[error("refund exceeds the captured amount")]
     RefundExceedsCaptured,
-    #[error("staff token required")]
+    #[error("API token required")]
     Unauthorized,
-    #[error("idempotency key missing")]
-    NoIdempotencyKey,
+    #[error("no fees account for the currency")]
+    FeesUnavailable,
     #[error("ledger refused")]
     Ledger(#[from] LedgerError),
     #[error("database error")]
@@ -39,9 +39,14 @@ impl IntoResponse for PaymentsError {
                     .with_detail("Refunds cannot add up to more than the captured amount.")
             }
             PaymentsError::Unauthorized => Problem::unauthorized("A token is required."),
-            PaymentsError::NoIdempotencyKey => {
-                Problem::bad_request("idempotency_key_required", "Send an Idempotency-Key header.")
-            }
+            PaymentsError::FeesUnavailable => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "fees_unavailable",
+                "Payment refused",
+            )
+            .with_detail(
+                "Fees cannot be charged in this currency; send the payment without a fee or in a supported currency.",
+            ),
             // The ledger's refusals are meaningful to the caller as they are (insufficient
             // funds, frozen account, currency mismatch...); its internal failures are not.
             PaymentsError::Ledger(LedgerError::PendingExpired) => {

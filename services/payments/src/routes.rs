@@ -59,6 +59,13 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// A ledger refusal after an earlier leg of the same request moved money: internal (logged,
+/// 5xx, not stored under the key), never a client error that would freeze a half-done payment.
+fn after_money_moved(e: fintech_ledger::error::LedgerError) -> PaymentsError {
+    tracing::error!(error = &e as &dyn std::error::Error, "a later leg of a payment was refused");
+    PaymentsError::Ledger(fintech_ledger::error::LedgerError::Invariant("a later leg of a payment was refused"))
+}
+
 fn fees_account(currency: &str) -> String {
     format!("system:fees:{currency}")
 }
@@ -114,13 +121,19 @@ pub async fn create_payment(
 ) -> Result<Response, PaymentsError> {
     let n = req.validate().map_err(PaymentsError::Validation)?;
     let id = key.derive_id("pay");
+    let fees = fees_account(n.currency.code());
+    if n.fee_minor > 0 {
+        // Before any money moves: a fee needs the currency's fees account.
+        state.ledger.account(&fees).await.map_err(|_| PaymentsError::FeesUnavailable)?;
+    }
     let (status, captured, event) = if n.capture {
         let leg = NewTransfer::new(format!("{id}:charge"), &n.payer, &n.payee, n.amount_minor, n.currency, "payment");
         state.ledger.transfer(leg.with_reference(&id)).await?;
         if n.fee_minor > 0 {
-            let fees = fees_account(n.currency.code());
             let fee = NewTransfer::new(format!("{id}:fee"), &n.payee, &fees, n.fee_minor, n.currency, "fee");
-            state.ledger.transfer(fee.with_reference(&id)).await?;
+            // The charge went through: a refused fee is our failure, answered 5xx so that the
+            // answer is not stored and a retry (same ids) completes the payment.
+            state.ledger.transfer(fee.with_reference(&id)).await.map_err(after_money_moved)?;
         }
         ("captured", n.amount_minor, "payment.captured")
     } else {
@@ -187,10 +200,12 @@ pub async fn get_payment(
     Ok(axum::Json(payment))
 }
 
-/// Runs `change` on the locked payment and records the result with `event`.
+/// Runs `change` on the locked payment inside one transaction and, when it changed something
+/// (`Ok(true)`), records the result with `event`. `Ok(false)` means the change was already
+/// recorded (a retry): the payment is returned as it is.
 async fn change<F>(state: &AppState, id: &str, event: &str, change: F) -> Result<axum::Json<Payment>, PaymentsError>
 where
-    F: AsyncFnOnce(&mut Payment) -> Result<(), PaymentsError>,
+    F: AsyncFnOnce(&mut Payment, &mut sqlx::AnyConnection) -> Result<bool, PaymentsError>,
 {
     let mut tx = state.ctx.db.begin_write().await?;
     let mut payment =
@@ -198,8 +213,11 @@ where
     if payment.kind != "payment" {
         return Err(PaymentsError::NotFound);
     }
-    change(&mut payment).await?;
     payment.updated_at = fintech_telemetry::now_rfc3339();
+    if !change(&mut payment, &mut tx).await? {
+        let current = store::get(&mut tx, &payment.id).await?.ok_or(PaymentsError::NotFound)?;
+        return Ok(axum::Json(current));
+    }
     store::update(&mut tx, &payment).await?;
     stage(&mut tx, event, &payment).await?;
     tx.commit().await?;
@@ -219,7 +237,7 @@ pub async fn capture(
 ) -> Result<axum::Json<Payment>, PaymentsError> {
     let amount = req.validate(false).map_err(PaymentsError::Validation)?;
     let ledger = state.ledger.clone();
-    change(&state, &id, "payment.captured", async |p: &mut Payment| {
+    change(&state, &id, "payment.captured", async |p: &mut Payment, _: &mut sqlx::AnyConnection| {
         if p.status != "authorized" {
             return Err(PaymentsError::InvalidState(p.status.clone()));
         }
@@ -236,11 +254,11 @@ pub async fn capture(
             let currency = p.currency.parse().map_err(|_| PaymentsError::InvalidState("unreadable".into()))?;
             let fees = fees_account(&p.currency);
             let t = NewTransfer::new(format!("{}:fee", p.id), &p.payee_account_id, &fees, fee, currency, "fee");
-            ledger.transfer(t.with_reference(&p.id)).await?;
+            ledger.transfer(t.with_reference(&p.id)).await.map_err(after_money_moved)?;
         }
         p.captured_minor = captured;
         p.status = "captured".into();
-        Ok(())
+        Ok(true)
     })
     .await
 }
@@ -255,7 +273,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Payment>, PaymentsError> {
     let ledger = state.ledger.clone();
-    change(&state, &id, "payment.canceled", async |p: &mut Payment| {
+    change(&state, &id, "payment.canceled", async |p: &mut Payment, _: &mut sqlx::AnyConnection| {
         if p.status != "authorized" {
             return Err(PaymentsError::InvalidState(p.status.clone()));
         }
@@ -267,7 +285,7 @@ pub async fn cancel(
         };
         ledger.resolve(void).await?;
         p.status = "canceled".into();
-        Ok(())
+        Ok(true)
     })
     .await
 }
@@ -287,15 +305,18 @@ pub async fn refund(
     let amount = req.validate(true).map_err(PaymentsError::Validation)?.unwrap_or_default();
     let ledger = state.ledger.clone();
     let refund_id = key.derive_id("re");
-    let mut refund_conn = None;
-    let result = change(&state, &id, "payment.refunded", async |p: &mut Payment| {
+    change(&state, &id, "payment.refunded", async |p: &mut Payment, conn: &mut sqlx::AnyConnection| {
+        // A retry of a refund whose answer was lost: it is recorded already, count it once.
+        if store::refund_exists(conn, &refund_id).await? {
+            return Ok(false);
+        }
         if !matches!(p.status.as_str(), "captured" | "partially_refunded") {
             return Err(PaymentsError::InvalidState(p.status.clone()));
         }
         let total = p.refunded_minor.checked_add(amount).filter(|t| *t <= p.captured_minor);
         let Some(total) = total else { return Err(PaymentsError::RefundExceedsCaptured) };
         let currency = p.currency.parse().map_err(|_| PaymentsError::InvalidState("unreadable".into()))?;
-        let t = NewTransfer::new(
+        let leg = NewTransfer::new(
             format!("{refund_id}:refund"),
             &p.payee_account_id,
             &p.payer_account_id,
@@ -303,19 +324,11 @@ pub async fn refund(
             currency,
             "refund",
         );
-        ledger.transfer(t.with_reference(&p.id)).await?;
+        ledger.transfer(leg.with_reference(&p.id)).await?;
+        store::insert_refund(conn, &refund_id, &p.id, amount, &p.updated_at).await?;
         p.refunded_minor = total;
         p.status = if total == p.captured_minor { "refunded" } else { "partially_refunded" }.into();
-        refund_conn = Some((refund_id.clone(), p.id.clone(), amount, p.updated_at.clone()));
-        Ok(())
+        Ok(true)
     })
-    .await?;
-    if let Some((rid, pid, amount, at)) = refund_conn {
-        let mut conn = state.ctx.db.pool().acquire().await?;
-        match store::insert_refund(&mut conn, &rid, &pid, amount, &at).await {
-            Err(e) if fintech_db::is_unique_violation(&e) => {}
-            other => other?,
-        }
-    }
-    Ok(result)
+    .await
 }

@@ -90,3 +90,7 @@ pub async fn insert_refund(
         .await?;
     Ok(())
 }
+
+pub async fn refund_exists(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("SELECT id FROM refunds WHERE id = ?").bind(id).fetch_optional(conn).await?.is_some())
+}

@@ -137,6 +137,15 @@ async fn payment_lifecycle(backend: Backend) {
     let (_, r3) = a.pay(&format!("/v1/payments/{id}/refunds"), "r3", json!({ "amount_minor": 300 })).await;
     assert_eq!(r3["status"], "refunded");
     assert_eq!(a.balance(&a.ana).await.0, 7_500);
+    // A refund retried after its stored answer was lost counts once.
+    let db = a.app.db("payments").await;
+    sqlx::query("DELETE FROM idempotency_keys WHERE idem_key = 'r1'").execute(db.pool()).await.unwrap();
+    let rows = a.ledger_rows().await;
+    let (status, again) = a.pay(&format!("/v1/payments/{id}/refunds"), "r1", json!({ "amount_minor": 300 })).await;
+    assert_eq!((status, again["refunded_minor"].as_i64()), (StatusCode::OK, Some(600)), "{again}");
+    assert_eq!(a.ledger_rows().await, rows, "no second refund in the ledger");
+    let refunds: i64 = sqlx::query("SELECT COUNT(*) FROM refunds").fetch_one(db.pool()).await.unwrap().get(0);
+    assert_eq!(refunds, 2);
 
     // Cancel releases a hold; transfers move money between customers.
     let (_, auth) = a.pay("/v1/payments", "p3", payment(&a.ana, &a.shop, 500, 0, false)).await;
@@ -177,6 +186,8 @@ async fn idempotency_contract(backend: Backend) {
 async fn bad_input_moves_nothing(backend: Backend) {
     let a = spawn_app(backend).await;
     let eur = open(&a.app, "individual", "EUR").await;
+    let chf = open(&a.app, "individual", "CHF").await;
+    let chf_shop = open(&a.app, "business", "CHF").await;
     request(
         &a.app,
         "accounts",
@@ -213,6 +224,13 @@ async fn bad_input_moves_nothing(backend: Backend) {
         (p(json!({ "fee_minor": 101 })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
         (p(json!({ "amount_minor": 10_001 })), StatusCode::CONFLICT, "insufficient_funds"),
         (p(json!({ "status": "captured" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (p(json!({ "payer_account_id": "system:funding:USD" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (p(json!({ "payee_account_id": "system:fees:USD" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (
+            p(json!({ "payer_account_id": chf, "payee_account_id": chf_shop, "currency": "CHF", "fee_minor": 10 })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fees_unavailable",
+        ),
     ];
     for (i, (body, status, code)) in cases.into_iter().enumerate() {
         let (got, problem) = a.pay("/v1/payments", &format!("bad-{i}"), body).await;
@@ -220,18 +238,16 @@ async fn bad_input_moves_nothing(backend: Backend) {
     }
     let (status, body) = a.pay("/v1/payments/pay_nope/refunds", "bad-r", json!({ "amount_minor": 1 })).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
-    let resp = a
-        .app
-        .http
-        .post(a.app.url("payments", "/v1/payments"))
-        .header("Idempotency-Key", "k")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let body = payment(&a.ana, &a.shop, 100, 0, true);
+    let url = a.app.url("payments", "/v1/payments");
+    let resp = a.app.http.post(&url).header("Idempotency-Key", "k").json(&body).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(a.ledger_rows().await, before, "refused payments moved no money");
     assert_eq!(a.balance(&a.ana).await, (10_000, 10_000));
+    // The refused caller's key is not spent: with the token, the same request runs.
+    let (status, paid) = a.pay("/v1/payments", "k", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(a.balance(&a.ana).await.0, 9_900);
 }
 
 macro_rules! on_both_engines {
