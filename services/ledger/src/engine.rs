@@ -654,9 +654,12 @@ async fn apply_group(db: &Db, ops: &[&Op]) -> Result<Vec<Result<Applied, LedgerE
     // Which accounts the holds being resolved touch: a hold never changes, so this read may come
     // from outside the transaction. It must: on MySQL the transaction's first plain read fixes
     // its snapshot, and that has to happen after the account locks below (see the next comment).
-    let mut pool_conn = db.pool().acquire().await?;
-    let holds = load_transfers(&mut pool_conn, "id", &pending_ids).await?;
-    drop(pool_conn);
+    let holds = if pending_ids.is_empty() {
+        Vec::new()
+    } else {
+        let mut pool_conn = db.pool().acquire().await?;
+        load_transfers(&mut pool_conn, "id", &pending_ids).await?
+    };
     let mut account_ids: Vec<String> = Vec::new();
     for op in ops {
         if let Op::Transfer(t) = op {
