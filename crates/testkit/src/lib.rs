@@ -154,3 +154,19 @@ fn run_sql(socket: &Path, sql: &str) {
         .expect("run the mariadb client");
     assert!(out.status.success(), "bootstrap SQL failed: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Runs each named `async fn(Backend)` of a test file twice, as `sqlite::<name>` and
+/// `mariadb::<name>`, on a two-thread runtime. The file imports `Backend`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod mariadb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::MariaDb).await })*
+        }
+    };
+}

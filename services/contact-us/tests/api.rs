@@ -322,20 +322,7 @@ async fn pages_cover_everything_newest_first(backend: Backend) {
     assert_eq!(seen, ids);
 }
 
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod mariadb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::MariaDb).await })*
-        }
-    };
-}
-
-on_both_engines!(
+fintech_testkit::on_both_engines!(
     created_then_read_by_staff,
     attachment_is_stored_and_downloadable,
     bad_input_changes_nothing,

@@ -359,20 +359,7 @@ async fn batch_applies_items_in_order(backend: Backend) {
     assert_eq!(app.balance("bob").await, 50);
 }
 
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod mariadb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::MariaDb).await })*
-        }
-    };
-}
-
-on_both_engines!(
+fintech_testkit::on_both_engines!(
     accounts_transfers_and_idempotency,
     holds_post_void_and_expire,
     bad_input_changes_nothing,

@@ -250,17 +250,4 @@ async fn bad_input_moves_nothing(backend: Backend) {
     assert_eq!(a.balance(&a.ana).await.0, 9_900);
 }
 
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod mariadb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::MariaDb).await })*
-        }
-    };
-}
-
-on_both_engines!(payment_lifecycle, idempotency_contract, bad_input_moves_nothing);
+fintech_testkit::on_both_engines!(payment_lifecycle, idempotency_contract, bad_input_moves_nothing);
