@@ -15,10 +15,10 @@ use crate::cli::{Cli, Command, RunArgs};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up(args) => run_services(services::SERVICES, args, "fintech").await,
+        Command::Up(args) => run_services(services::SERVICES, args, "fintech", true).await,
         Command::Serve { service, run } => {
             let service = services::find(&service)?;
-            run_services(&[service], run, service.name()).await
+            run_services(&[service], run, service.name(), false).await
         }
         Command::Migrate { service, database_url, data_dir, config } => {
             let (source, settings) = load_settings(config.as_deref())?;
@@ -77,7 +77,14 @@ fn load_settings(config: Option<&std::path::Path>) -> anyhow::Result<(ConfigSour
     Ok((source, settings))
 }
 
-async fn run_services(services: &[&dyn Service], args: RunArgs, log_name: &str) -> anyhow::Result<()> {
+/// `publish_events`: whether the in-process bus can reach the consumers, i.e. every service runs
+/// here. A service alone keeps its events in its outbox until the Pub/Sub adapter exists.
+async fn run_services(
+    services: &[&dyn Service],
+    args: RunArgs,
+    log_name: &str,
+    publish_events: bool,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let (source, mut settings) = load_settings(args.config.as_deref())?;
     if let Some(port) = args.port {
@@ -89,7 +96,14 @@ async fn run_services(services: &[&dyn Service], args: RunArgs, log_name: &str) 
     fintech_http::server::cancel_on_signals(shutdown.clone());
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data folder {}", args.data_dir.display()))?;
-    let host = Host::embedded(source, settings.clone(), args.data_dir.clone(), shutdown.clone());
+    let mut host = Host::embedded(source, settings.clone(), args.data_dir.clone(), shutdown.clone());
+    host.publish_events = publish_events;
+    if !publish_events {
+        tracing::warn!(
+            "no event bus reaches other services from a single service yet: events stay in the outbox \
+             (nothing is lost) until the Pub/Sub adapter is configured"
+        );
+    }
     let app = host.start(services).await?;
 
     let addr = std::net::SocketAddr::new(settings.http.bind.parse().context("http.bind")?, settings.http.port);

@@ -29,10 +29,14 @@ impl Drop for Running {
 /// Starts `fintech up` and waits for its "listening" line; returns the child, its base URL, the
 /// startup time and the receiver of the remaining stdout lines.
 fn start_up(data_dir: &std::path::Path) -> (Running, String, Duration, mpsc::Receiver<String>) {
+    start(data_dir, &["up", "--port", "0"])
+}
+
+fn start(data_dir: &std::path::Path, args: &[&str]) -> (Running, String, Duration, mpsc::Receiver<String>) {
     let started = Instant::now();
     // The data folder comes from its environment variable, as in a container.
     let child = fintech()
-        .args(["up", "--port", "0"])
+        .args(args)
         .env("FINTECH_DATA_DIR", data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -212,4 +216,27 @@ fn unknown_service_lists_the_known_ones() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown service \"nope\"") && stderr.contains("contact-us"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_service_alone_keeps_its_events_in_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base, _, _rx) = start(dir.path(), &["serve", "contact-us", "--port", "0"]);
+    let created = reqwest::Client::new()
+        .post(format!("{base}/api/contact-us/v1/requests"))
+        .json(&serde_json::json!({"name": "Ana", "email": "ana@example.com", "subject": "Hi", "message": "Hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sigterm(&child.0);
+    drop(child);
+    let url = format!("sqlite://{}/contact-us.db", dir.path().display());
+    let db = fintech_db::Db::connect(&url, fintech_db::PoolLimits::default()).await.unwrap();
+    let (waiting,): (i64,) = fintech_db::sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(waiting, 1, "not published to a bus no consumer listens on");
 }

@@ -150,6 +150,9 @@ pub struct Host {
     pub shutdown: CancellationToken,
     pub data_dir: PathBuf,
     pub registry: registry::Registry,
+    /// Publish outboxes to `bus`. Off when the bus could not deliver to the consumers (one
+    /// service alone with the in-process bus): events then wait in the outbox, nothing is lost.
+    pub publish_events: bool,
 }
 
 /// A running set of services: the router to serve and what to close at the end.
@@ -191,6 +194,7 @@ impl Host {
             shutdown,
             data_dir,
             registry: registry::Registry::default(),
+            publish_events: true,
         }
     }
 
@@ -236,7 +240,9 @@ impl Host {
                 registry: self.registry.clone(),
                 shutdown: self.shutdown.clone(),
             };
-            relays.push(tokio::spawn(relay.run(self.shutdown.clone())));
+            if self.publish_events {
+                relays.push(tokio::spawn(relay.run(self.shutdown.clone())));
+            }
             let started = service.start(ctx).await.with_context(|| format!("starting {name}"))?;
             let doc = Arc::new(service.openapi());
             let service_router = started.router.route(
