@@ -51,5 +51,8 @@ step "Helm charts: lint, render, schema and policy checks, manifest tests, OCI p
 step "Terraform: fmt, validate, checkov, trivy, policy tests"
 ./scripts/check-terraform.sh
 
+step "Jenkins: Groovy parse, npm-groovy-lint, pipeline structure tests"
+./scripts/check-jenkins.sh
+
 step "all checks passed in $(( $(date +%s) - started )) s"
 printf '%s\n' "$summary"

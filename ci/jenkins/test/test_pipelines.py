@@ -1,0 +1,441 @@
+"""Checks of the Jenkins pipelines against the delivery design (the seed's stage lists):
+stage names and order, the library step or command each stage uses, Cleanup in post { always },
+approvals before production, every library step present, and the Jenkins Helm values."""
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from groovy_blocks import Jenkinsfile, in_post_always, strip_comments_and_strings
+
+JENKINS = Path(__file__).resolve().parent.parent
+ROOT = JENKINS.parent.parent
+VARS = JENKINS / "vars"
+
+# The seed's lists, in order, with the names the Jenkinsfiles give them.
+SERVICE_STAGES = [
+    "Initialize Workspace & Artifact Number",
+    "SonarQube Scanning",
+    "Test",
+    "Build",
+    "Docker/Image Build",
+    "Image Push",
+    "Final Stage",
+]
+INFRA_CI_STAGES = ["Infra Build", "SQL Table Setup", "Helm Deployment", "Test Stage", "Cleanup"]
+INFRA_CD_STAGES = [
+    "Staging Cluster Setup",
+    "Staging SQL Table Setup",
+    "Staging Helm Deployment",
+    "Staging Rollback",
+    "Production Cluster Setup",
+    "Production SQL Table Setup",
+    "Production Helm Deployment",
+    "Production Rollback",
+    "Final Stage",
+]
+
+# stage -> library steps it must call (in this order)
+SERVICE_STEPS = {
+    "Initialize Workspace & Artifact Number": ["initWorkspace"],
+    "SonarQube Scanning": ["sonarScan"],
+    "Test": ["cargoTest"],
+    "Build": ["cargoBuild"],
+    "Docker/Image Build": ["imageBuild"],
+    "Image Push": ["imagePush"],
+    "Final Stage": ["notifyResult"],
+}
+INFRA_STEPS = {
+    "Infra Build": ["terraformApply"],
+    "SQL Table Setup": ["sqlSetup"],
+    "Helm Deployment": ["releasePlan", "helmDeploy"],
+    "Test Stage": ["podHealthGate"],
+    "Cleanup": ["terraformDestroy"],
+    "Staging Cluster Setup": ["terraformApply"],
+    "Staging SQL Table Setup": ["sqlSetup"],
+    "Staging Helm Deployment": ["withApproval", "releasePlan", "helmDeploy", "podHealthGate"],
+    "Staging Rollback": ["withApproval", "helmRollback"],
+    "Production Cluster Setup": ["terraformApply"],
+    "Production SQL Table Setup": ["sqlSetup"],
+    "Production Helm Deployment": ["withApproval", "releasePlan", "helmDeploy", "podHealthGate"],
+    "Production Rollback": ["withApproval", "helmRollback"],
+    "Final Stage": ["notifyResult"],
+}
+
+# library step -> what it must run to do its work (regular expressions, in this order)
+STEP_WORK = {
+    "initWorkspace": [r"cleanWs\(\)", r"Cargo\.toml", r"BUILD_NUMBER", r"fintech notify bitbucket --state INPROGRESS"],
+    "sonarScan": [r"cargo clippy .*--message-format=json", r"cargo llvm-cov .*--lcov", r"withSonarQubeEnv",
+                  r"sonar-scanner", r"waitForQualityGate abortPipeline: true"],
+    "cargoTest": [r"\./scripts/test\.sh"],
+    "cargoBuild": [r"cargo build --release --locked --target"],
+    "imageBuild": [r"buildah build", r"ARTIFACT_"],
+    "imagePush": [r"branch: 'master'", r"BRANCH_NAME != cfg\.branch", r"buildah push --digestfile", r"archiveArtifacts"],
+    "notifyResult": [r"group", r"git log -1 --format=%ae", r"fintech notify bitbucket", r"fintech notify email"],
+    "terraformApply": [r"terraform -chdir=\"\$TF_DIR\" init", r"plan .*-out=tfplan", r"show -no-color tfplan",
+                       r"archiveArtifacts", r"approval\(", r"apply .*tfplan"],
+    "terraformDestroy": [r"refusing to destroy", r"destroy -no-color -auto-approve"],
+    "sqlSetup": [r"cloud-sql-proxy", r"fintech migrate all --database-url"],
+    "helmDeploy": [r"nginx-gateway-fabric\.version", r"helm upgrade --install ngf oci://ghcr\.io/nginx/charts/nginx-gateway-fabric",
+                   r"helm history", r"helm dependency build", r"helm upgrade --install \"\$RELEASE\" \"\$CHART\"",
+                   r"-f \"\$VALUES\" -f \"\$IMAGES\""],
+    "podHealthGate": [r"fintech verify-rollout"],
+    "releasePlan": [r"fintech release-plan", r"--images-out", r"readJSON"],
+    "helmRollback": [r"helm rollback", r"podHealthGate"],
+    "approval": [r"input\(", r"submitter", r"'No', 'Yes'", r"answer == 'Yes'"],
+    "withApproval": [r"approval\(", r"if \(!yes\)", r"withDeployAgent"],
+    "withDeployAgent": [r"podTemplate", r"node\(POD_LABEL\)", r"checkout scm"],
+    "clusterCredentials": [r"gcloud container clusters get-credentials"],
+    "fintechEnv": [r"fintech-ci", r"fintech-stg", r"fintech-prod", r"deploy/terraform/envs/"],
+}
+
+# steps provided by Jenkins and its plugins (not by the library)
+BUILT_IN = {
+    "pipeline", "agent", "kubernetes", "options", "disableConcurrentBuilds", "timeout", "buildDiscarder",
+    "logRotator", "timestamps", "skipDefaultCheckout", "triggers", "pollSCM", "stages", "stage", "steps",
+    "when", "expression", "branch", "allOf", "post", "always", "script", "environment", "echo", "inheritFrom",
+    "defaultContainer", "if", "else", "List", "sh", "error",
+}
+
+SERVICE = JENKINS / "Jenkinsfile.service"
+INFRA = JENKINS / "Jenkinsfile.infrastructure"
+
+
+@pytest.fixture(scope="module")
+def service():
+    return Jenkinsfile(SERVICE.read_text())
+
+
+@pytest.fixture(scope="module")
+def infra():
+    return Jenkinsfile(INFRA.read_text())
+
+
+def var_text(name):
+    return (VARS / f"{name}.groovy").read_text()
+
+
+def leaf_names(jf):
+    return [s.name for s in jf.leaf_stages()]
+
+
+def stage_order_errors(actual, expected):
+    return [] if actual == expected else [f"expected {expected}, found {actual}"]
+
+
+# --- stage names and order ------------------------------------------------------------------
+
+def test_service_stages_in_seed_order(service):
+    assert leaf_names(service) == SERVICE_STAGES
+
+
+def test_infrastructure_stages_in_seed_order(infra):
+    assert leaf_names(infra) == INFRA_CI_STAGES + INFRA_CD_STAGES
+
+
+def test_infrastructure_ci_and_cd_groups(infra):
+    ci, cd = infra.stage("CI"), infra.stage("CD")
+    assert [s.name for s in infra.leaf_stages() if ci.start < s.start < ci.end] == INFRA_CI_STAGES
+    assert [s.name for s in infra.leaf_stages() if cd.start < s.start < cd.end] == INFRA_CD_STAGES[:-1]
+    assert ci.end < cd.start
+
+
+def test_order_check_catches_a_swap():
+    swapped = Jenkinsfile("pipeline { stages { stage('Build') { steps { cargoBuild() } } "
+                          "stage('Test') { steps { cargoTest() } } } }")
+    assert stage_order_errors(leaf_names(swapped), ["Test", "Build"])
+
+
+# --- each stage calls the step that does its work -------------------------------------------
+
+def _called_in_order(jf, stage_name, steps):
+    calls = jf.calls(jf.stage(stage_name).body)
+    positions = []
+    for step in steps:
+        assert step in calls, f"stage {stage_name!r} does not call {step}: {calls}"
+        positions.append(calls.index(step))
+    assert positions == sorted(positions), f"stage {stage_name!r} calls {steps} out of order: {calls}"
+
+
+@pytest.mark.parametrize("stage_name", list(SERVICE_STEPS))
+def test_service_stage_calls_its_step(service, stage_name):
+    _called_in_order(service, stage_name, SERVICE_STEPS[stage_name])
+
+
+@pytest.mark.parametrize("stage_name", list(INFRA_STEPS))
+def test_infrastructure_stage_calls_its_step(infra, stage_name):
+    _called_in_order(infra, stage_name, INFRA_STEPS[stage_name])
+
+
+@pytest.mark.parametrize("step", sorted(STEP_WORK))
+def test_library_step_does_its_work(step):
+    text = strip_comments_and_strings(var_text(step))
+    last = -1
+    for pattern in STEP_WORK[step]:
+        m = re.compile(pattern).search(text, last + 1)
+        assert m, f"vars/{step}.groovy: {pattern!r} missing (or out of order)"
+        last = m.start()
+
+
+def test_infra_environments_per_stage(infra):
+    for name in ["Infra Build", "SQL Table Setup", "Helm Deployment", "Test Stage", "Cleanup"]:
+        assert "environment: 'ci'" in infra.stage(name).body, name
+    for name in INFRA_CD_STAGES[:-1]:
+        env = "staging" if name.startswith("Staging") else "production"
+        assert f"environment: '{env}'" in infra.stage(name).body, name
+        other = "production" if env == "staging" else "'ci'"
+        assert other not in infra.stage(name).body, name
+
+
+# --- always, master only, approvals ---------------------------------------------------------
+
+def test_cleanup_runs_in_post_always_of_ci(infra):
+    cleanup = infra.stage("Cleanup")
+    assert in_post_always(cleanup)
+    ci = infra.stage("CI")
+    assert ci.start < cleanup.start < ci.end
+    assert "when" not in cleanup.ancestors
+
+
+def test_cleanup_check_catches_a_plain_stage():
+    plain = Jenkinsfile("pipeline { stages { stage('Cleanup') { steps { terraformDestroy() } } } }")
+    assert not in_post_always(plain.stage("Cleanup"))
+
+
+def test_final_stages_run_in_post_always(service, infra):
+    assert in_post_always(service.stage("Final Stage"))
+    assert in_post_always(infra.stage("Final Stage"))
+
+
+def test_image_push_on_master_only(service):
+    body = service.stage("Image Push").body
+    assert re.search(r"when\s*\{[^}]*branch 'master'", body, re.S)
+    assert "branch: 'master'" in var_text("imagePush")
+
+
+def test_cd_on_master_after_ci(infra):
+    cd = infra.stage("CD")
+    assert re.search(r"when\s*\{\s*allOf\s*\{\s*branch 'master'\s*expression \{ currentBuild\.currentResult == 'SUCCESS' \}",
+                     cd.body, re.S)
+
+
+@pytest.mark.parametrize("stage_name", ["Staging Helm Deployment", "Staging Rollback",
+                                        "Production Helm Deployment", "Production Rollback"])
+def test_yes_no_before_deploy_and_rollback(infra, stage_name):
+    body = infra.stage(stage_name).body
+    work = re.search(r"helmDeploy|helmRollback", body)
+    gate = re.search(r"withApproval\(", body)
+    assert gate and work and gate.start() < work.start()
+    # the deploy or rollback happens only inside the approved block
+    assert "agent" not in strip_comments_and_strings(body, keep_strings=False).split("steps")[0]
+
+
+def test_production_plan_approved_before_apply(infra):
+    assert "requireApproval: true" in infra.stage("Production Cluster Setup").body
+    text = var_text("terraformApply")
+    assert text.index("approval(") < text.index("apply -no-color -input=false tfplan")
+
+
+def test_production_upgrades_only_changed_digests(infra):
+    body = infra.stage("Production Helm Deployment").body
+    assert re.search(r"changed = releasePlan\(environment: 'production'\)", body)
+    assert "helmDeploy(environment: 'production', changed: changed)" in body
+    assert "cfg.changed.isEmpty()" in var_text("helmDeploy")
+
+
+def test_approval_is_yes_no_limited_to_a_group():
+    text = var_text("approval")
+    assert "choices: ['No', 'Yes']" in text
+    assert "submitter: 'fintech-release-approvers'" in text
+
+
+@pytest.mark.parametrize("path", [SERVICE, INFRA])
+def test_pipeline_options(path):
+    text = path.read_text()
+    for option in ["disableConcurrentBuilds()", "timeout(time:", "buildDiscarder(logRotator("]:
+        assert option in text, f"{path.name}: {option}"
+    assert "@Library('fintech-pipeline') _" in text
+
+
+# --- the library ----------------------------------------------------------------------------
+
+REQUIRED_STEPS = ["initWorkspace", "sonarScan", "cargoTest", "cargoBuild", "imageBuild", "imagePush",
+                  "notifyResult", "terraformApply", "terraformDestroy", "sqlSetup", "helmDeploy",
+                  "podHealthGate", "releasePlan", "helmRollback", "approval"]
+
+
+@pytest.mark.parametrize("step", REQUIRED_STEPS)
+def test_required_step_exists(step):
+    assert (VARS / f"{step}.groovy").is_file()
+
+
+@pytest.mark.parametrize("path", sorted(VARS.glob("*.groovy")), ids=lambda p: p.stem)
+def test_step_has_call_with_defaults_map(path):
+    text = path.read_text()
+    assert re.search(r"\bcall\(Map args = \[:\]", text), "call(Map args = [:] ...)"
+    assert re.search(r"Map defaults = \[", text), "a defaults map"
+    assert "defaults + args" in text
+    assert text.lstrip().startswith("//"), "a comment saying what the step does"
+
+
+@pytest.mark.parametrize("path", [SERVICE, INFRA], ids=lambda p: p.name)
+def test_every_called_step_exists(path):
+    jf = Jenkinsfile(path.read_text())
+    library = {p.stem for p in VARS.glob("*.groovy")}
+    called = set(jf.calls(jf.text))
+    unknown = called - BUILT_IN - library - {"podTemplate", "node", "checkout", "as", "withApproval"}
+    assert not unknown, f"{path.name} calls steps that exist neither in vars/ nor in Jenkins: {unknown}"
+    assert (called & library), "it uses the library"
+
+
+def test_steps_called_from_library_exist():
+    library = {p.stem for p in VARS.glob("*.groovy")}
+    for path in VARS.glob("*.groovy"):
+        calls = set(re.findall(r"\b([a-z]\w*)\(", strip_comments_and_strings(path.read_text(), keep_strings=False)))
+        for name in calls:
+            if name in {"fintechEnv", "approval", "clusterCredentials", "podHealthGate", "withDeployAgent"}:
+                assert name in library, f"{path.name} calls {name}"
+
+
+def _without_plain_strings(text):
+    """Groovy text without its non-interpolating strings ('...' and '''...''')."""
+    text = re.sub(r"'''.*?'''", "''''''", text, flags=re.S)
+    return re.sub(r"'(?:[^'\\\n]|\\.)*'", "''", text)
+
+
+def test_no_secret_in_groovy_interpolation():
+    # credentials reach the shell as environment variables; a GString holding one would put the
+    # secret into the Groovy side (and the build log of the sh step's command line)
+    checked = 0
+    for path in VARS.glob("*.groovy"):
+        text = path.read_text()
+        names = [a or b for a, b in re.findall(r"variable: '(\w+)'|Variable: '(\w+)'", text)]
+        rest = _without_plain_strings(strip_comments_and_strings(text))
+        for name in names:
+            checked += 1
+            assert not re.search(r"\$\{?" + name + r"\b", rest), f"{path.name}: {name} in a GString"
+    assert checked >= 7
+
+
+def test_gstring_check_catches_interpolated_secret():
+    bad = 'withCredentials([string(credentialsId: "x", variable: \'TOKEN\')]) { sh "curl -H $TOKEN" }'
+    assert re.search(r"\$\{?TOKEN\b", _without_plain_strings(bad))
+    good = "withCredentials([string(credentialsId: 'x', variable: 'TOKEN')]) { sh \'\'\'curl -H $TOKEN\'\'\' }"
+    assert not re.search(r"\$\{?TOKEN\b", _without_plain_strings(good))
+
+
+# --- Jenkins Helm values, Sonar, README -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def values():
+    return yaml.safe_load((JENKINS / "jenkins-values.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def casc(values):
+    scripts = values["controller"]["JCasC"]["configScripts"]
+    merged = {}
+    for text in scripts.values():
+        merged.update(yaml.safe_load(text))
+    return merged
+
+
+def _walk(node, path=""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, f"{path}[{i}]")
+    else:
+        yield path, node
+
+
+def test_values_credentials_only_from_kubernetes_secrets(values, casc):
+    secret_names = {f"{s['name']}-{s['keyName']}" for s in values["controller"]["additionalExistingSecrets"]}
+    creds = casc["credentials"]["system"]["domainCredentials"][0]["credentials"]
+    assert creds
+    for path, value in _walk(casc):
+        if re.search(r"(password|secret|secretBytes|clientSecret)$", path, re.I):
+            refs = re.findall(r"\$\{(?:base64:)?\$?\{?([\w-]+)\}", str(value))
+            assert refs and all(r in secret_names for r in refs), f"{path}: {value!r} is not a secret reference"
+    assert values["controller"]["admin"]["existingSecret"]
+
+
+def test_values_credentials_cover_the_library(casc):
+    ids = {next(iter(c.values()))["id"] for c in casc["credentials"]["system"]["domainCredentials"][0]["credentials"]}
+    text = "\n".join(p.read_text() for p in VARS.glob("*.groovy"))
+    used = set(re.findall(r"Credentials: '([\w-]+)'", text))
+    for env in ["ci", "staging", "production"]:
+        used |= {f"terraform-tfvars-{env}", f"cloudsql-migrator-{env}"}
+    assert used <= ids, used - ids
+
+
+def test_values_jobs_and_library(casc):
+    jobs = "\n".join(j["script"] for j in casc["jobs"])
+    assert "multibranchPipelineJob('fintech-services')" in jobs
+    assert "scriptPath('ci/jenkins/Jenkinsfile.service')" in jobs
+    assert "multibranchPipelineJob('fintech-infrastructure')" in jobs
+    assert "scriptPath('ci/jenkins/Jenkinsfile.infrastructure')" in jobs
+    assert jobs.count("bitbucket {") == 2
+    lib = casc["unclassified"]["globalLibraries"]["libraries"][0]
+    assert lib["name"] == "fintech-pipeline" and lib["retriever"]["modernSCM"]["libraryPath"] == "ci/jenkins/"
+    assert casc["unclassified"]["bitbucketEndpointConfiguration"]["endpoints"][0]["bitbucketCloudEndpoint"]["manageHooks"]
+    sonar = casc["unclassified"]["sonarGlobalConfiguration"]["installations"][0]
+    assert sonar["name"] == "sonarqube" and "server: 'sonarqube'" in var_text("sonarScan")
+    assert casc["unclassified"]["mailer"]["smtpHost"]
+
+
+def test_values_approval_group(values):
+    matrix = values["controller"]["JCasC"]["authorizationStrategy"]
+    assert "fintech-release-approvers" in matrix
+
+
+def test_values_pod_templates_have_the_containers_steps_use(values):
+    templates = values["agent"]["podTemplates"]
+    containers = {}
+    for name, text in templates.items():
+        tpl = yaml.safe_load(text)[0]
+        pod = yaml.safe_load(tpl["yaml"])
+        containers[tpl["label"]] = {c["name"] for c in pod["spec"]["containers"]}
+        for c in pod["spec"]["containers"]:
+            assert ":" in c["image"] and not c["image"].endswith(":latest"), c["image"]
+            assert c.get("resources", {}).get("limits"), c["name"]
+    assert set(containers) == {"fintech-rust", "fintech-deploy"}
+    service_steps = ["initWorkspace", "sonarScan", "cargoTest", "cargoBuild", "imageBuild", "imagePush", "notifyResult"]
+    infra_steps = ["terraformApply", "terraformDestroy", "sqlSetup", "helmDeploy", "podHealthGate", "releasePlan",
+                   "helmRollback", "clusterCredentials", "notifyResult"]
+    for steps, label in [(service_steps, "fintech-rust"), (infra_steps, "fintech-deploy")]:
+        for step in steps:
+            used = set(re.findall(r"[cC]ontainer: '([\w-]+)'", var_text(step)))
+            assert used <= containers[label], f"{step} uses {used - containers[label]} missing in {label}"
+
+
+def test_sonar_properties_import_clippy_and_coverage():
+    props = dict(line.split("=", 1) for line in (JENKINS / "sonar-project.properties").read_text().splitlines()
+                 if line and not line.startswith("#"))
+    scan = var_text("sonarScan")
+    assert props["sonar.rust.clippy.reportPaths"] in scan
+    assert props["sonar.rust.lcov.reportPaths"] in scan
+    assert "ci/jenkins/sonar-project.properties" in scan
+
+
+def test_readme_lists_the_fintech_commands_the_pipelines_need():
+    readme = (JENKINS / "README.md").read_text()
+    text = "\n".join(strip_comments_and_strings(p.read_text()) for p in VARS.glob("*.groovy"))
+    for sub in sorted(set(re.findall(r"\bfintech ((?:notify )?[a-z][\w-]+)", text))):
+        assert f"fintech {sub}" in readme, sub
+    for sub in ["notify bitbucket", "notify email", "verify-rollout", "release-plan"]:
+        assert re.search(rf"fintech {sub}.*not built yet|not built yet.*fintech {sub}", readme, re.S | re.I), sub
+
+
+def test_ngf_version_file_exists():
+    version = (ROOT / "deploy/helm/nginx-gateway-fabric.version").read_text().strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+
+
+def test_terraform_envs_and_values_files_exist():
+    for env in ["ci", "staging", "production"]:
+        assert (ROOT / f"deploy/terraform/envs/{env}").is_dir()
+        assert (ROOT / f"deploy/helm/fintech/values-{env}.yaml").is_file()
