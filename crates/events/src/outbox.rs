@@ -11,7 +11,7 @@
 //! per-key order holds.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use fintech_db::sqlx::{self, AnyConnection, Row};
 use fintech_db::{Db, Engine};
@@ -98,15 +98,6 @@ pub struct OutboxRelay {
     wake: Arc<Notify>,
 }
 
-fn now_ms() -> i64 {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
-    i64::try_from(ms).unwrap_or(i64::MAX)
-}
-
-fn duration_ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl OutboxRelay {
     pub fn new(db: Db, bus: Arc<dyn EventBus>, config: RelayConfig) -> Self {
         OutboxRelay { db, bus, config, owner: uuid::Uuid::new_v4().to_string(), wake: Arc::new(Notify::new()) }
@@ -119,13 +110,13 @@ impl OutboxRelay {
 
     /// Takes or renews the lease. False when another live relay holds it.
     pub async fn acquire_lease(&self) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
+        let now = fintech_telemetry::now_unix_ms();
         let done = sqlx::query(
             "UPDATE outbox_lease SET owner = ?, expires_at_ms = ? \
              WHERE name = 'relay' AND (owner = ? OR expires_at_ms < ?)",
         )
         .bind(&self.owner)
-        .bind(now.saturating_add(duration_ms(self.config.lease)))
+        .bind(now.saturating_add(fintech_telemetry::duration_ms(self.config.lease)))
         .bind(&self.owner)
         .bind(now)
         .execute(self.db.pool())

@@ -16,7 +16,7 @@
 //! The table `idempotency_keys` is one of the platform's tables in every service database.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -83,15 +83,6 @@ struct Layer {
     settings: Arc<IdempotencySettings>,
 }
 
-fn now_ms() -> i64 {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
-    i64::try_from(ms).unwrap_or(i64::MAX)
-}
-
-fn duration_ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// Wraps `router`'s POST routes with the idempotency layer.
 pub fn layer(router: axum::Router, db: Db, settings: IdempotencySettings) -> axum::Router {
     let state = Layer { db, settings: Arc::new(settings) };
@@ -106,7 +97,7 @@ pub fn spawn_purger(db: Db, retention: Duration, shutdown: CancellationToken) {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(Duration::from_secs(600)) => {}
             }
-            let cutoff = now_ms().saturating_sub(duration_ms(retention));
+            let cutoff = fintech_telemetry::now_unix_ms().saturating_sub(fintech_telemetry::duration_ms(retention));
             let sql = match db.engine() {
                 Engine::Sqlite => "DELETE FROM idempotency_keys WHERE created_at_ms < ?",
                 Engine::MySql => "DELETE FROM idempotency_keys WHERE created_at_ms < ? LIMIT 10000",
@@ -149,7 +140,7 @@ async fn claim(layer: &Layer, key: &str, hash: &str) -> Result<Claim, sqlx::Erro
     let s = &layer.settings;
     let deadline = tokio::time::Instant::now() + s.wait;
     loop {
-        let now = now_ms();
+        let now = fintech_telemetry::now_unix_ms();
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, locked_until_ms, created_at_ms) \
              VALUES (?, ?, ?, 'in_progress', ?, ?)",
@@ -157,7 +148,7 @@ async fn claim(layer: &Layer, key: &str, hash: &str) -> Result<Claim, sqlx::Erro
         .bind(&s.scope)
         .bind(key)
         .bind(hash)
-        .bind(now.saturating_add(duration_ms(s.lease)))
+        .bind(now.saturating_add(fintech_telemetry::duration_ms(s.lease)))
         .bind(now)
         .execute(layer.db.pool())
         .await;
@@ -197,7 +188,7 @@ async fn claim(layer: &Layer, key: &str, hash: &str) -> Result<Claim, sqlx::Erro
                 "UPDATE idempotency_keys SET locked_until_ms = ? \
                  WHERE scope = ? AND idem_key = ? AND state = 'in_progress' AND locked_until_ms = ?",
             )
-            .bind(now.saturating_add(duration_ms(s.lease)))
+            .bind(now.saturating_add(fintech_telemetry::duration_ms(s.lease)))
             .bind(&s.scope)
             .bind(key)
             .bind(locked_until)

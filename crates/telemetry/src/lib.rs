@@ -110,6 +110,18 @@ pub fn now_rfc3339() -> String {
     rfc3339(std::time::SystemTime::now())
 }
 
+/// Milliseconds since the Unix epoch (deadlines, leases and expiries stored as integers).
+pub fn now_unix_ms() -> i64 {
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// `d` in whole milliseconds, saturating.
+pub fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// `t` in UTC as RFC 3339 with milliseconds, like [`now_rfc3339`].
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     let now = time::OffsetDateTime::from(t);

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fintech_db::Db;
 use fintech_events::EventEnvelope;
@@ -62,11 +62,6 @@ struct Command {
 pub struct Ledger {
     db: Db,
     commands: mpsc::Sender<Command>,
-}
-
-fn now_ms() -> i64 {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
-    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 impl Ledger {
@@ -208,7 +203,7 @@ impl Ledger {
             "SELECT p.id FROM transfers p WHERE p.kind = 'pending' AND p.expires_at_ms <= ? \
              AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = p.id) LIMIT ?",
         )
-        .bind(now_ms())
+        .bind(fintech_telemetry::now_unix_ms())
         .bind(i64::from(limit))
         .fetch_all(self.db.pool())
         .await?;
@@ -698,7 +693,7 @@ async fn apply_group(db: &Db, ops: &[&Op]) -> Result<Vec<Result<Applied, LedgerE
         transfers,
         resolutions,
         new: Vec::new(),
-        now: now_ms(),
+        now: fintech_telemetry::now_unix_ms(),
         created_at: fintech_telemetry::now_rfc3339(),
     };
     let results: Vec<Result<Applied, LedgerError>> = ops
