@@ -49,7 +49,7 @@ pub enum Command {
         #[arg(long, env = "FINTECH_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// List the services this binary contains.
+    /// List the services this binary contains, with their versions.
     Services,
     /// Measure throughput against the raw limit of the database engine, in one run.
     Bench {

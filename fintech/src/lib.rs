@@ -61,8 +61,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             bench::payments::run(concurrency.clamp(1, 1024), seconds.clamp(1, 600)).await
         }
         Command::Services => {
+            // Name and version (the image tag is `<version>-<build number>`), tab-separated.
             for s in services::SERVICES {
-                println!("{}", s.name());
+                println!("{}\t{}", s.name(), s.version());
             }
             Ok(())
         }

@@ -77,6 +77,10 @@ impl std::fmt::Debug for Started {
 pub trait Service: Send + Sync {
     /// The service's name as in URLs and images: `contact-us`.
     fn name(&self) -> &'static str;
+    /// The service's own version: `env!("CARGO_PKG_VERSION")` of its crate, so the version in
+    /// `services/<name>/Cargo.toml` is the one its image is tagged with (`<version>-<build>`).
+    /// Required on purpose: a default would tag every image with the same made-up version.
+    fn version(&self) -> &'static str;
     /// Its migrations for `engine` (the platform's tables are added by the host).
     fn migrations(&self, engine: Engine) -> &'static Migrator;
     /// Its OpenAPI document, with full paths (`/api/contact-us/v1/...`).

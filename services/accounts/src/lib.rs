@@ -88,6 +88,10 @@ impl Service for AccountsService {
         SERVICE
     }
 
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
     fn migrations(&self, engine: Engine) -> &'static Migrator {
         fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
     }

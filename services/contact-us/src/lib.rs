@@ -45,6 +45,10 @@ impl Service for ContactUs {
         SERVICE
     }
 
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
     fn migrations(&self, engine: Engine) -> &'static Migrator {
         fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
     }

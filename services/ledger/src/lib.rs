@@ -52,6 +52,10 @@ impl Service for LedgerService {
         SERVICE
     }
 
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
     fn migrations(&self, engine: Engine) -> &'static Migrator {
         fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
     }

@@ -51,6 +51,10 @@ impl Service for PaymentsService {
         SERVICE
     }
 
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
     fn migrations(&self, engine: Engine) -> &'static Migrator {
         fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
     }
