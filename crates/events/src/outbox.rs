@@ -20,33 +20,40 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{EventBus, EventEnvelope};
 
-/// Rows per multi-row `INSERT` (7 parameters each: well under SQLite's and MySQL's limits).
-const STAGE_CHUNK: usize = 500;
+/// Most events one outbox row carries (a JSON array of about 0.5 KB per event: well under
+/// MySQL's 16 MB `MEDIUMTEXT` and default packet size).
+pub const MAX_EVENTS_PER_ROW: usize = 4096;
 
 /// Stages `event` for publication on `topic`, inside the caller's transaction.
 pub async fn stage(conn: &mut AnyConnection, topic: &str, event: &EventEnvelope) -> Result<(), sqlx::Error> {
     stage_many(conn, topic, std::slice::from_ref(event)).await
 }
 
-/// Stages many events, in order, with as few statements as possible.
+/// Stages many events, in order, inside the caller's transaction. They are stored as one
+/// outbox row (per [`MAX_EVENTS_PER_ROW`]): its payload is the JSON array of the envelopes and
+/// the relay publishes them one by one, in order. A single event keeps the one-event row shape.
 pub async fn stage_many(conn: &mut AnyConnection, topic: &str, events: &[EventEnvelope]) -> Result<(), sqlx::Error> {
-    for chunk in fintech_db::pow2_chunks(events, STAGE_CHUNK) {
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO outbox (event_id, topic, ordering_key, event_type, source, occurred_at, payload) VALUES {values}"
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for event in chunk {
-            query = query
-                .bind(&event.id)
-                .bind(topic)
-                .bind(&event.ordering_key)
-                .bind(&event.event_type)
-                .bind(&event.source)
-                .bind(&event.time)
-                .bind(event.data.to_string());
-        }
-        query.execute(&mut *conn).await?;
+    for chunk in events.chunks(MAX_EVENTS_PER_ROW) {
+        let [first, ..] = chunk else { continue };
+        let payload = if let [only] = chunk {
+            only.data.to_string()
+        } else {
+            serde_json::to_string(chunk).map_err(|e| sqlx::Error::Encode(Box::new(e)))?
+        };
+        sqlx::query(
+            "INSERT INTO outbox (event_id, topic, ordering_key, event_type, source, occurred_at, payload, event_count) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&first.id)
+        .bind(topic)
+        .bind(&first.ordering_key)
+        .bind(&first.event_type)
+        .bind(&first.source)
+        .bind(&first.time)
+        .bind(payload)
+        .bind(i64::try_from(chunk.len()).unwrap_or(i64::MAX))
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -128,7 +135,7 @@ impl OutboxRelay {
     /// were published. The caller must hold the lease.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         let rows = sqlx::query(
-            "SELECT seq, event_id, topic, ordering_key, event_type, source, occurred_at, payload \
+            "SELECT seq, event_id, topic, ordering_key, event_type, source, occurred_at, payload, event_count \
              FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?",
         )
         .bind(i64::from(self.config.batch_size))
@@ -137,14 +144,26 @@ impl OutboxRelay {
         if rows.is_empty() {
             return Ok(0);
         }
+        // (row seq, topic, event): a row carrying many events contributes them all, in order.
+        // Rows are taken whole until the pass holds about `batch_size` events.
         let mut batch: Vec<(i64, String, EventEnvelope)> = Vec::with_capacity(rows.len());
         for row in rows {
+            if batch.len() >= self.config.batch_size as usize {
+                break;
+            }
             let seq: i64 = row.try_get("seq")?;
+            let topic: String = row.try_get("topic")?;
             let payload: String = row.try_get("payload")?;
+            if row.try_get::<i64, _>("event_count")? > 1 {
+                let events: Vec<EventEnvelope> =
+                    serde_json::from_str(&payload).map_err(|_| RelayError::CorruptPayload(seq))?;
+                batch.extend(events.into_iter().map(|e| (seq, topic.clone(), e)));
+                continue;
+            }
             let data = serde_json::from_str(&payload).map_err(|_| RelayError::CorruptPayload(seq))?;
             batch.push((
                 seq,
-                row.try_get("topic")?,
+                topic,
                 EventEnvelope {
                     id: row.try_get("event_id")?,
                     event_type: row.try_get("event_type")?,
@@ -164,11 +183,13 @@ impl OutboxRelay {
             self.bus.publish(&topic, &events).await?;
             // Mark exactly the rows published: a range could cover a row with a lower seq whose
             // transaction commits later (MySQL allocates AUTO_INCREMENT before commit).
-            let placeholders = vec!["?"; end - start].join(", ");
+            let mut seqs: Vec<i64> = batch[start..end].iter().map(|(seq, _, _)| *seq).collect();
+            seqs.dedup();
+            let placeholders = vec!["?"; seqs.len()].join(", ");
             let sql = format!("UPDATE outbox SET published_at = ? WHERE seq IN ({placeholders})");
             let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(fintech_telemetry::now_rfc3339());
-            for (seq, _, _) in &batch[start..end] {
-                update = update.bind(*seq);
+            for seq in seqs {
+                update = update.bind(seq);
             }
             update.execute(self.db.pool()).await?;
             start = end;

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use fintech_db::sqlx::{self, Row};
 use fintech_db::{Db, Engine, PoolLimits};
 use fintech_events::memory::{InProcessBus, MemoryDeadLetters};
-use fintech_events::outbox::{OutboxRelay, RelayConfig, stage};
+use fintech_events::outbox::{OutboxRelay, RelayConfig, stage, stage_many};
 use fintech_events::{BusError, EventBus, EventEnvelope, EventHandler, HandlerError, RetryPolicy, Subscription, inbox};
 use tokio_util::sync::CancellationToken;
 
@@ -95,15 +95,24 @@ async fn scalar(db: &Db, sql: &'static str) -> i64 {
     sqlx::query(sql).fetch_one(db.pool()).await.unwrap().try_get::<i64, _>(0).unwrap()
 }
 
-/// Stages events `range` in transactions of three, like services do after a business write.
+/// Stages events `range` in transactions of three, like services do after a business write:
+/// every other transaction stages its three together (one outbox row carrying three events).
 async fn produce(db: Db, range: std::ops::Range<usize>) {
     let ids: Vec<usize> = range.collect();
-    for chunk in ids.chunks(3) {
+    for (i, chunk) in ids.chunks(3).enumerate() {
         let mut tx = db.begin_write().await.unwrap();
-        for &n in chunk {
-            let event =
-                EventEnvelope::new("order.changed", "orders", format!("k{}", n % KEYS), serde_json::json!({ "n": n }));
-            stage(&mut tx, TOPIC, &event).await.unwrap();
+        let events: Vec<EventEnvelope> = chunk
+            .iter()
+            .map(|&n| {
+                EventEnvelope::new("order.changed", "orders", format!("k{}", n % KEYS), serde_json::json!({ "n": n }))
+            })
+            .collect();
+        if i % 2 == 0 {
+            for event in &events {
+                stage(&mut tx, TOPIC, event).await.unwrap();
+            }
+        } else {
+            stage_many(&mut tx, TOPIC, &events).await.unwrap();
         }
         tx.commit().await.unwrap();
     }
@@ -160,6 +169,9 @@ async fn relay_killed_and_restarted_mid_stream(engine: Engine) {
     stop.cancel();
     second.await.unwrap();
 
+    // Rows carrying several events were among them, and every event was in exactly one row.
+    assert!(scalar(&db, "SELECT COUNT(*) FROM outbox WHERE event_count > 1").await > 0);
+    assert_eq!(scalar(&db, "SELECT CAST(SUM(event_count) AS SIGNED) FROM outbox").await, EVENTS as i64);
     // Exactly one effect per event...
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM effects").await, EVENTS as i64);
     assert_eq!(scalar(&db, "SELECT COUNT(DISTINCT event_id) FROM effects").await, EVENTS as i64);

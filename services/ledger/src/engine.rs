@@ -34,8 +34,11 @@ use crate::{SERVICE, TOPIC};
 pub const MAX_OPS_PER_COMMIT: usize = 2048;
 /// Requests waiting for the writer; beyond this, callers wait (backpressure).
 const QUEUE_CAPACITY: usize = 8192;
-/// How many times the writer yields to let callers join a group before committing it.
-const GATHER_YIELDS: u32 = 4;
+/// Longest the writer waits for the callers of its previous group to come back and join the
+/// next one (a caller answered by a commit usually sends its next request within tens of
+/// microseconds; waiting that long saves it a whole commit of its own). Bounded well below one
+/// durable commit, and skipped entirely when the previous group had a single caller.
+const GATHER_WINDOW: Duration = Duration::from_micros(300);
 /// Attempts of a group whose commit failed for a retryable reason (deadlock, lock timeout).
 const COMMIT_ATTEMPTS: u32 = 3;
 
@@ -166,28 +169,48 @@ impl Ledger {
         Ok((transfer, resolution))
     }
 
-    /// Postings of an account, newest first; `before` is the cursor (a posting seq).
+    /// Postings of an account, newest first; `before` is the cursor (a journal seq).
+    ///
+    /// The journal is the history: each transfer that moves posted money (a single-phase
+    /// transfer, or a hold's post of more than zero) is a debit posting on its debit account and
+    /// a credit posting on its credit account. Each side is read through its own index.
     pub async fn postings(
         &self,
         account_id: &str,
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Posting>, LedgerError> {
-        let rows = sqlx::query(
-            "SELECT seq, transfer_id, direction, amount_minor, currency, created_at FROM postings \
-             WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-        )
-        .bind(account_id)
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(self.db.pool())
-        .await?;
+        let side = |column: &str, alias: &str| {
+            format!(
+                "SELECT * FROM (SELECT seq, id, debit_account_id, amount_minor, currency, created_at FROM transfers \
+                 WHERE {column} = ? AND seq < ? AND kind IN ('posted', 'post') AND amount_minor > 0 \
+                 ORDER BY seq DESC LIMIT ?) {alias}"
+            )
+        };
+        let sql = format!(
+            "SELECT seq, id, debit_account_id, amount_minor, currency, created_at FROM ({} UNION ALL {}) h \
+             ORDER BY seq DESC LIMIT ?",
+            side("debit_account_id", "d"),
+            side("credit_account_id", "c")
+        );
+        let (before, limit) = (before.unwrap_or(i64::MAX), i64::from(limit));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account_id)
+            .bind(before)
+            .bind(limit)
+            .bind(account_id)
+            .bind(before)
+            .bind(limit)
+            .bind(limit)
+            .fetch_all(self.db.pool())
+            .await?;
         rows.iter()
             .map(|r| {
+                let debit: String = r.try_get("debit_account_id")?;
                 Ok(Posting {
                     seq: r.try_get("seq")?,
-                    transfer_id: r.try_get("transfer_id")?,
-                    direction: if r.try_get::<String, _>("direction")? == "D" { "debit" } else { "credit" },
+                    transfer_id: r.try_get("id")?,
+                    direction: if debit == account_id { "debit" } else { "credit" },
                     amount_minor: r.try_get("amount_minor")?,
                     currency: r.try_get("currency")?,
                     created_at: r.try_get("created_at")?,
@@ -457,24 +480,6 @@ async fn insert_transfers(conn: &mut AnyConnection, transfers: &[Transfer]) -> R
     Ok(())
 }
 
-/// Two postings (debit, credit) for each transfer that posts money.
-async fn insert_postings(conn: &mut AnyConnection, posting: &[&Transfer]) -> Result<(), sqlx::Error> {
-    for chunk in fintech_db::pow2_chunks(posting, CHUNK / 2) {
-        let values = vec!["(?, ?, 'D', ?, ?, ?), (?, ?, 'C', ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO postings (transfer_id, account_id, direction, amount_minor, currency, created_at) VALUES {values}"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for t in chunk {
-            for account in [&t.debit_account_id, &t.credit_account_id] {
-                q = q.bind(&t.id).bind(account).bind(t.amount_minor).bind(&t.currency).bind(&t.created_at);
-            }
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
 fn stage_event(t: &Transfer) -> EventEnvelope {
     let data = serde_json::to_value(t).unwrap_or_default();
     // Ordered by the debit account: the events of one account's money leave in order.
@@ -626,7 +631,8 @@ impl Working {
 /// Reads everything the group needs in a few statements (the transfers it names, the
 /// resolutions of the holds it names, the accounts it touches — locked), applies the operations
 /// in order in memory with every check, then writes each changed account once and inserts the
-/// new transfers, postings and events with multi-row statements. A refused operation changes
+/// new transfers (the journal, which is also each account's history) and their events with
+/// multi-row statements. A refused operation changes
 /// nothing. A duplicate-key error (another process recorded the same id first) fails the group,
 /// which the writer retries: the retry then sees the winner and answers from it.
 async fn apply_group(db: &Db, ops: &[&Op]) -> Result<Vec<Result<Applied, LedgerError>>, sqlx::Error> {
@@ -710,12 +716,6 @@ async fn apply_group(db: &Db, ops: &[&Op]) -> Result<Vec<Result<Applied, LedgerE
         .collect();
     write_accounts(&mut tx, &changes).await?;
     insert_transfers(&mut tx, &work.new).await?;
-    let posting: Vec<&Transfer> = work
-        .new
-        .iter()
-        .filter(|t| t.kind == TransferKind::Posted || (t.kind == TransferKind::Post && t.amount_minor > 0))
-        .collect();
-    insert_postings(&mut tx, &posting).await?;
     let events: Vec<EventEnvelope> = work.new.iter().map(stage_event).collect();
     fintech_events::outbox::stage_many(&mut tx, TOPIC, &events).await?;
     tx.commit().await?;
@@ -742,6 +742,8 @@ fn retryable(e: &sqlx::Error) -> bool {
 async fn writer(db: Db, mut rx: mpsc::Receiver<Command>, outbox: Arc<Notify>, shutdown: CancellationToken) {
     // A command taken from the queue that did not fit in the previous group.
     let mut carried: Option<Command> = None;
+    // Callers answered by the previous commit: about as many are about to send again.
+    let mut expected: usize = 1;
     loop {
         let first = match carried.take() {
             Some(cmd) => Some(cmd),
@@ -753,11 +755,11 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Command>, outbox: Arc<Notify>, sh
         let Some(first) = first else { break };
         let mut group = vec![first];
         let mut count = group[0].ops.len();
-        // Gather what is queued. When the queue runs dry, yield a few times first: callers that
-        // just got their previous answer are about to send again, and joining this group costs
+        // Gather what is queued. While fewer callers than the previous group's have joined,
+        // keep yielding (so they can run) for at most GATHER_WINDOW: joining this group costs
         // them far less than waiting for the next commit. A group never exceeds
         // MAX_OPS_PER_COMMIT unless a single command is larger (a batch is never split).
-        let mut idle_yields = 0;
+        let gather_started = std::time::Instant::now();
         while count < MAX_OPS_PER_COMMIT {
             match rx.try_recv() {
                 Ok(cmd) if count + cmd.ops.len() > MAX_OPS_PER_COMMIT => {
@@ -767,15 +769,14 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Command>, outbox: Arc<Notify>, sh
                 Ok(cmd) => {
                     count += cmd.ops.len();
                     group.push(cmd);
-                    idle_yields = 0;
                 }
-                Err(_) if idle_yields < GATHER_YIELDS => {
-                    idle_yields += 1;
+                Err(_) if group.len() < expected && gather_started.elapsed() < GATHER_WINDOW => {
                     tokio::task::yield_now().await;
                 }
                 Err(_) => break,
             }
         }
+        expected = group.len();
         let ops: Vec<&Op> = group.iter().flat_map(|c| c.ops.iter()).collect();
         let mut attempt = 0;
         let results = loop {

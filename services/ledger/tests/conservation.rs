@@ -214,19 +214,17 @@ async fn conservation(backend: Backend) {
     .unwrap()
     .get(0);
     assert_eq!(negative, 0);
-    // Postings: two per posting transfer, none twice, and they explain every balance.
-    let expected_postings: i64 =
-        sqlx::query("SELECT COUNT(*) * 2 FROM transfers WHERE kind = 'posted' OR (kind = 'post' AND amount_minor > 0)")
-            .fetch_one(db.pool())
-            .await
-            .unwrap()
-            .get(0);
-    let postings: i64 = sqlx::query("SELECT COUNT(*) FROM postings").fetch_one(db.pool()).await.unwrap().get(0);
-    assert_eq!(postings, expected_postings);
+    // The journal: no transfer twice, and its postings (each posting transfer debits one account
+    // and credits another) explain every balance.
+    let duplicates: i64 =
+        sqlx::query("SELECT COUNT(*) - COUNT(DISTINCT id) FROM transfers").fetch_one(db.pool()).await.unwrap().get(0);
+    assert_eq!(duplicates, 0, "no transfer is recorded twice");
     let rows = sqlx::query(
         "SELECT a.id, a.credits_posted - a.debits_posted, \
-         CAST(COALESCE((SELECT SUM(CASE WHEN p.direction = 'C' THEN p.amount_minor ELSE -p.amount_minor END) \
-                        FROM postings p WHERE p.account_id = a.id), 0) AS SIGNED) \
+         CAST(COALESCE((SELECT SUM(t.amount_minor) FROM transfers t WHERE t.credit_account_id = a.id \
+                        AND t.kind IN ('posted', 'post')), 0) \
+            - COALESCE((SELECT SUM(t.amount_minor) FROM transfers t WHERE t.debit_account_id = a.id \
+                        AND t.kind IN ('posted', 'post')), 0) AS SIGNED) \
          FROM ledger_accounts a",
     )
     .fetch_all(db.pool())
