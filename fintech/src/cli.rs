@@ -51,6 +51,12 @@ pub enum Command {
     },
     /// List the services this binary contains, with their versions.
     Services,
+    /// Container images: build (buildah), push with the digest verified, check by running them.
+    Image(crate::image::ImageArgs),
+    /// Which services' image digests changed for an environment; writes the images values file.
+    ReleasePlan(crate::release_plan::ReleasePlanArgs),
+    /// The service pipeline's stages for one service on this machine, with a private registry.
+    Rehearse(crate::rehearse::RehearseArgs),
     /// Measure throughput against the raw limit of the database engine, in one run.
     Bench {
         #[command(subcommand)]

@@ -2,7 +2,12 @@
 
 pub mod bench;
 pub mod cli;
+pub mod image;
+pub mod registry;
+pub mod rehearse;
+pub mod release_plan;
 pub mod services;
+pub mod tools;
 
 use std::time::{Duration, Instant};
 
@@ -60,6 +65,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             fintech_telemetry::init("fintech-bench", "error");
             bench::payments::run(concurrency.clamp(1, 1024), seconds.clamp(1, 600)).await
         }
+        Command::Image(args) => image::run(args).await,
+        Command::ReleasePlan(args) => release_plan::run(args).await,
+        Command::Rehearse(args) => rehearse::run(args).await,
         Command::Services => {
             // Name and version (the image tag is `<version>-<build number>`), tab-separated.
             for s in services::SERVICES {

@@ -17,8 +17,10 @@ use serde::{Deserialize, Deserializer};
 pub const ENV_PREFIX: &str = "FINTECH_";
 
 /// `FINTECH_*` variables read by the command line (`--config`, `--data-dir`,
-/// `--database-url` of `migrate`), lower-cased as figment sees them: they are not keys.
-pub const COMMAND_LINE_VARIABLES: &[&str] = &["config", "data_dir", "migrate_database_url"];
+/// `--database-url` of `migrate`, `--binary` of `image build`, the registry credentials of
+/// `image` and `release-plan`), lower-cased as figment sees them: they are not keys.
+pub const COMMAND_LINE_VARIABLES: &[&str] =
+    &["config", "data_dir", "migrate_database_url", "binary", "registry_username", "registry_password"];
 
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
