@@ -11,8 +11,14 @@ Run: python3 deploy/terraform/tests/policy_test.py  (standard library only)
    google-beta with "~>".
 5. No literal passwords, keys or tokens in code or tfvars examples.
 6. Wiring: every module call passes only variables the module declares and all it requires,
-   and every var., local. and module.<name>.<output> reference names something that exists.
+   every var., local. and module.<name>.<output> reference names something that exists, and
+   every `moved` block moves from an address no longer declared to one that is (through module
+   calls, e.g. module.environment.module.kms[0]).
    (Offline, `terraform validate` stops before it checks references, see the check script.)
+7. Each environment keeps its profile, now set in its call of modules/environment: ci is
+   destroyable (deletion protection off, buckets force-destroyed, no KMS keys of its own),
+   staging and production are protected and encrypted with their own keys, production's
+   Cloud SQL is regional (high availability) with at least 7 backups.
 
 Each rule is also run against small bad snippets, so a rule that silently stops matching
 fails here too.
@@ -253,12 +259,74 @@ def module_interface(directory: pathlib.Path):
     return variables, required, outputs
 
 
+MOVED_BLOCK = re.compile(r"^moved\s*\{[^{}]*\}", re.MULTILINE)
+
+
+def module_calls(directory: pathlib.Path):
+    """name -> (source directory or None, whether it has count/for_each) of each module call."""
+    code = "\n".join(strip_comments(p.read_text()) for p in sorted(directory.glob("*.tf")))
+    calls = {}
+    for name, body in blocks(code, "module"):
+        source = re.search(r'^\s*source\s*=\s*"([^"]+)"', body, re.MULTILINE)
+        target = (directory / source.group(1)).resolve() if source else None
+        repeated = bool({"count", "for_each"} & set(top_level_attributes(body)))
+        calls[name] = (target if target is not None and target.is_dir() else None, repeated)
+    return calls
+
+
+def address_problem(directory: pathlib.Path, address: str):
+    """None if `address` (module.a[0].module.b, module.a.type.name[...]) is declared under
+    `directory`, else why not."""
+    parts = re.findall(r'[A-Za-z_][\w-]*(?:\[[^\]]*\])?', address)
+    if ".".join(parts) != address or not parts:
+        return f"{address} is not a resource or module address"
+    here, i = directory, 0
+    while i < len(parts):
+        if parts[i] == "module":
+            if i + 1 >= len(parts):
+                return f"{address} is not a resource or module address"
+            name = parts[i + 1].split("[")[0]
+            calls = module_calls(here)
+            if name not in calls or calls[name][0] is None:
+                return f"module.{name} is not called in {here.name}"
+            keyed, repeated, last = "[" in parts[i + 1], calls[name][1], i + 2 == len(parts)
+            # A key only on a repeated call; a repeated call without a key (all its instances)
+            # only as the last step.
+            if keyed and not repeated:
+                return f"module.{name} has no count/for_each: {parts[i + 1]}"
+            if repeated and not keyed and not last:
+                return f"module.{name} has count/for_each: an instance key is needed before its contents"
+            here, i = calls[name][0], i + 2
+            continue
+        if len(parts) - i != 2:
+            return f"{address} is not a resource or module address"
+        kind, name = parts[i], parts[i + 1].split("[")[0]
+        code = "\n".join(strip_comments(p.read_text()) for p in sorted(here.glob("*.tf")))
+        if not re.search(rf'^resource\s+"{re.escape(kind)}"\s+"{re.escape(name)}"', code, re.MULTILINE):
+            return f"{kind}.{name} is not declared in {here.name}"
+        return None
+    return None
+
+
 def check_wiring(root: pathlib.Path):
     problems = []
     directories = sorted({p.parent for p in tf_files(root)})
     for directory in directories:
         rel = directory.relative_to(root)
         code = "\n".join(strip_comments(p.read_text()) for p in sorted(directory.glob("*.tf")))
+        # moved blocks hold addresses, not references: checked on their own, then left out.
+        for block in MOVED_BLOCK.findall(code):
+            source = re.search(r"^\s*from\s*=\s*(\S+)\s*$", block, re.MULTILINE)
+            target = re.search(r"^\s*to\s*=\s*(\S+)\s*$", block, re.MULTILINE)
+            if not source or not target:
+                problems.append(f"{rel}: moved block without from and to")
+                continue
+            if address_problem(directory, source.group(1)) is None:
+                problems.append(f"{rel}: moved from {source.group(1)}, which is still declared here")
+            why = address_problem(directory, target.group(1))
+            if why:
+                problems.append(f"{rel}: moved to {target.group(1)}, which does not exist ({why})")
+        code = MOVED_BLOCK.sub("", code)
         variables, _, _ = module_interface(directory)
         local_names = {n for _, body in blocks_unlabelled(code, "locals") for n in top_level_attributes(body)}
         calls = {}
@@ -292,8 +360,36 @@ def blocks_unlabelled(code: str, kind: str):
     return blocks(code.replace(f"{kind} {{", f'{kind} "_" {{'), kind)
 
 
+# What each environment must keep (README, "Environments"), as written in its envs/<env>/*.tf:
+# setting -> exact value, or (">=", n) for a lower bound.
+ENVIRONMENT_PROFILES = {
+    "ci": {"deletion_protection": "false", "force_destroy": "true", "customer_managed_encryption": "false"},
+    "staging": {"deletion_protection": "true", "customer_managed_encryption": "true"},
+    "production": {"deletion_protection": "true", "customer_managed_encryption": "true",
+                   "availability_type": '"REGIONAL"', "retained_backups": (">=", 7)},
+}
+
+
+def check_environment_profiles(root: pathlib.Path, profiles=None):
+    problems = []
+    for env, settings in (profiles or ENVIRONMENT_PROFILES).items():
+        directory = root / "envs" / env
+        code = "\n".join(strip_comments(p.read_text()) for p in sorted(directory.glob("*.tf")))
+        for setting, expected in settings.items():
+            found = re.findall(rf"^\s*{setting}\s*=\s*(\S+)\s*$", code, re.MULTILINE)
+            if isinstance(expected, tuple):
+                ok = len(found) == 1 and found[0].isdigit() and int(found[0]) >= expected[1]
+                wanted = f"{expected[0]} {expected[1]}"
+            else:
+                ok = found == [expected]
+                wanted = expected
+            if not ok:
+                problems.append(f"envs/{env}: {setting} must be {wanted}, found {found or 'nothing'}")
+    return problems
+
+
 RULES = (check_destructive_settings, check_variables_documented, check_module_layout,
-         check_versions, check_no_literal_secrets, check_wiring)
+         check_versions, check_no_literal_secrets, check_wiring, check_environment_profiles)
 
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -316,6 +412,9 @@ class RepositoryFollowsPolicy(unittest.TestCase):
 
     def test_modules_are_wired_to_what_exists(self):
         self.assertEqual(check_wiring(ROOT), [])
+
+    def test_environments_keep_their_profiles(self):
+        self.assertEqual(check_environment_profiles(ROOT), [])
 
 
 class RulesCatchViolations(unittest.TestCase):
@@ -398,6 +497,18 @@ class RulesCatchViolations(unittest.TestCase):
                               'module "m" {\n  source   = "../../modules/m"\n  optional = { x = local.known }\n  typo = 1\n}\n'
                               'module "gone" {\n  source = "../../modules/nowhere"\n}\n'
                               'output "a" {\n  value = [module.m.id, module.m.name, var.nope, local.unknown, local.known]\n}\n',
+            "modules/m/main.tf": 'resource "terraform_data" "kept" {}\n'
+                                 'module "inner" {\n  source = "../n"\n  count  = 1\n}\n',
+            "modules/n/main.tf": 'resource "terraform_data" "deep" {}\n',
+            "envs/e/moved.tf": 'moved {\n  from = terraform_data.kept\n  to   = module.m.terraform_data.kept\n}\n'
+                               'moved {\n  from = module.inner\n  to   = module.m.module.inner[0]\n}\n'
+                               'moved {\n  from = module.x\n  to   = module.m.module.inner[0].terraform_data.deep\n}\n'
+                               'moved {\n  from = module.m\n  to   = module.m2\n}\n'
+                               'moved {\n  from = module.y\n  to   = module.m.terraform_data.gone\n}\n'
+                               'moved {\n  from = module.z\n  to   = module.m.module.inner\n}\n'
+                               'moved {\n  from = module.v\n  to   = module.m.module.inner.terraform_data.deep\n}\n'
+                               'moved {\n  from = module.u\n  to   = module.m[0]\n}\n'
+                               'moved {\n  from = module.w\n}\n',
         })
         self.assertEqual(sorted(check_wiring(root)), [
             "envs/e: local.unknown is not defined",
@@ -405,7 +516,30 @@ class RulesCatchViolations(unittest.TestCase):
             "envs/e: module m does not pass required variable needed",
             "envs/e: module m passes typo, which m does not declare",
             "envs/e: module.m.name is not an output of that module",
+            "envs/e: moved block without from and to",
+            "envs/e: moved from module.m, which is still declared here",
+            "envs/e: moved to module.m.module.inner.terraform_data.deep, which does not exist "
+            "(module.inner has count/for_each: an instance key is needed before its contents)",
+            "envs/e: moved to module.m.terraform_data.gone, which does not exist (terraform_data.gone is not declared in m)",
+            "envs/e: moved to module.m2, which does not exist (module.m2 is not called in e)",
+            "envs/e: moved to module.m[0], which does not exist (module.m has no count/for_each: m[0])",
             "envs/e: var.nope is not declared",
+        ])
+
+    def test_environment_profiles(self):
+        root = self.tree({
+            "envs/ci/main.tf": 'module "environment" {\n  deletion_protection = true\n  force_destroy = true\n}\n',
+            "envs/production/main.tf": 'module "environment" {\n  # availability_type = "REGIONAL"\n'
+                                       '  availability_type = "ZONAL"\n  retained_backups = 3\n}\n',
+        })
+        profiles = {"ci": {"deletion_protection": "false", "force_destroy": "true"},
+                    "production": {"availability_type": '"REGIONAL"', "retained_backups": (">=", 7),
+                                   "customer_managed_encryption": "true"}}
+        self.assertEqual(check_environment_profiles(root, profiles), [
+            "envs/ci: deletion_protection must be false, found ['true']",
+            "envs/production: availability_type must be \"REGIONAL\", found ['\"ZONAL\"']",
+            "envs/production: retained_backups must be >= 7, found ['3']",
+            "envs/production: customer_managed_encryption must be true, found nothing",
         ])
 
 

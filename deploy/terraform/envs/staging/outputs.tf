@@ -1,60 +1,56 @@
-# What the Helm deployment and the SQL setup stage need; none of it is secret.
+# What the Helm deployment and the SQL setup stage need (modules/environment); none of it is secret.
 
 output "cluster_name" {
   description = "GKE cluster (gcloud container clusters get-credentials <name> --region <region>)."
-  value       = module.gke.cluster_name
+  value       = module.environment.cluster_name
 }
 
 output "region" {
   description = "Region of the environment."
-  value       = var.region
+  value       = module.environment.region
 }
 
 output "service_accounts" {
   description = "Google service account per service, for the iam.gke.io/gcp-service-account annotation."
-  value       = module.workload_identity.emails
+  value       = module.environment.service_accounts
 }
 
 output "cloud_sql_cidr" {
   description = "Private service access range of Cloud SQL (Helm networkPolicy.cloudSql.cidrs)."
-  value       = module.network.private_service_access_cidr
+  value       = module.environment.cloud_sql_cidr
 }
 
 output "sql_connection_name" {
   description = "Cloud SQL instance connection name for the Cloud SQL Auth Proxy."
-  value       = module.cloudsql.connection_name
+  value       = module.environment.sql_connection_name
 }
 
 output "database_url_secrets" {
   description = "Secret Manager secret holding each service's database URL."
-  value       = { for svc, _ in module.catalog.databases : svc => module.secrets.secret_ids["${svc}-database-url"] }
+  value       = module.environment.database_url_secrets
 }
 
 output "redis" {
   description = "Redis endpoint (TLS) and the secret holding its AUTH string."
-  value = {
-    host        = module.redis.host
-    port        = module.redis.port
-    auth_secret = module.secrets.secret_ids["redis-auth"]
-  }
+  value       = module.environment.redis
 }
 
 output "topics" {
   description = "Pub/Sub topic per event stream."
-  value       = module.pubsub.topics
+  value       = module.environment.topics
 }
 
 output "subscriptions" {
   description = "Pub/Sub subscription per <stream>.<consumer>."
-  value       = module.pubsub.subscriptions
+  value       = module.environment.subscriptions
 }
 
 output "buckets" {
   description = "Bucket name per catalog bucket."
-  value       = module.storage.names
+  value       = module.environment.buckets
 }
 
 output "vault_kms_key" {
   description = "Key-encryption key of the vault service."
-  value       = module.kms.key_ids["vault"]
+  value       = module.environment.vault_kms_key
 }

@@ -1,0 +1,61 @@
+# What the Helm deployment and the SQL setup stage need; none of it is secret. The environments
+# pass every output through under the same name.
+
+output "cluster_name" {
+  description = "GKE cluster (gcloud container clusters get-credentials <name> --region <region>)."
+  value       = module.gke.cluster_name
+}
+
+output "region" {
+  description = "Region of the environment."
+  value       = var.region
+}
+
+output "service_accounts" {
+  description = "Google service account per service, for the iam.gke.io/gcp-service-account annotation."
+  value       = module.workload_identity.emails
+}
+
+output "cloud_sql_cidr" {
+  description = "Private service access range of Cloud SQL (Helm networkPolicy.cloudSql.cidrs)."
+  value       = module.network.private_service_access_cidr
+}
+
+output "sql_connection_name" {
+  description = "Cloud SQL instance connection name for the Cloud SQL Auth Proxy."
+  value       = module.cloudsql.connection_name
+}
+
+output "database_url_secrets" {
+  description = "Secret Manager secret holding each service's database URL."
+  value       = { for svc, _ in module.catalog.databases : svc => module.secrets.secret_ids["${svc}-database-url"] }
+}
+
+output "redis" {
+  description = "Redis endpoint (TLS) and the secret holding its AUTH string."
+  value = {
+    host        = module.redis.host
+    port        = module.redis.port
+    auth_secret = module.secrets.secret_ids["redis-auth"]
+  }
+}
+
+output "topics" {
+  description = "Pub/Sub topic per event stream."
+  value       = module.pubsub.topics
+}
+
+output "subscriptions" {
+  description = "Pub/Sub subscription per <stream>.<consumer>."
+  value       = module.pubsub.subscriptions
+}
+
+output "buckets" {
+  description = "Bucket name per catalog bucket."
+  value       = module.storage.names
+}
+
+output "vault_kms_key" {
+  description = "Key-encryption key of the vault service: the environment's own, or the borrowed vault_kms_key_id."
+  value       = var.customer_managed_encryption ? module.kms[0].key_ids["vault"] : var.vault_kms_key_id
+}
