@@ -10,6 +10,8 @@ started=$(date +%s)
 # --- Packages -------------------------------------------------------------------------------
 apt_packages=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
+# The release-plan tests (fintech/tests/release_plan.rs) start a private docker-registry.
+[ -x /usr/bin/docker-registry ] || apt_packages+=(docker-registry)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   step "apt-get install ${apt_packages[*]}"
   # Install server packages without starting their system services: tests start their own.
@@ -53,6 +55,9 @@ step "Terraform: fmt, validate, checkov, trivy, policy tests"
 
 step "Jenkins: Groovy parse, npm-groovy-lint, pipeline structure tests"
 ./scripts/check-jenkins.sh
+
+step "Images: musl build, buildah build and push per service, digests, read-only run as non-root, release plan"
+./scripts/check-images.sh
 
 step "all checks passed in $(( $(date +%s) - started )) s"
 printf '%s\n' "$summary"

@@ -69,9 +69,11 @@ STEP_WORK = {
     "sonarScan": [r"cargo clippy .*--message-format=json", r"cargo llvm-cov .*--lcov", r"withSonarQubeEnv",
                   r"sonar-scanner", r"waitForQualityGate abortPipeline: true"],
     "cargoTest": [r"\./scripts/test\.sh"],
-    "cargoBuild": [r"cargo build --release --locked --target"],
-    "imageBuild": [r"buildah build", r"ARTIFACT_"],
-    "imagePush": [r"branch: 'master'", r"BRANCH_NAME != cfg\.branch", r"buildah push --digestfile", r"archiveArtifacts"],
+    "cargoBuild": [r"profile: 'image'", r"cargo build --profile \"\$PROFILE\" --locked --target", r"/\$PROFILE/fintech"],
+    "imageBuild": [r"git log -1 --format=%ct", r"image build \"\$SERVICE\" --registry", r"--tag \"\$TAG\"",
+                   r"--revision \"\$GIT_COMMIT\"", r"buildah build", r"ARTIFACT_"],
+    "imagePush": [r"branch: 'master'", r"BRANCH_NAME != cfg\.branch", r"buildah login", r"buildah push --digestfile",
+                  r"set \+x", r"image push \"\$NAME\" .*--digest-out images", r"archiveArtifacts"],
     "notifyResult": [r"group", r"git log -1 --format=%ae", r"fintech notify bitbucket", r"fintech notify email"],
     "terraformApply": [r"terraform -chdir=\"\$TF_DIR\" init", r"plan .*-out=tfplan", r"show -no-color tfplan",
                        r"archiveArtifacts", r"approval\(", r"apply .*tfplan"],
@@ -81,7 +83,7 @@ STEP_WORK = {
                    r"helm history", r"helm dependency build", r"helm upgrade --install \"\$RELEASE\" \"\$CHART\"",
                    r"-f \"\$VALUES\" -f \"\$IMAGES\""],
     "podHealthGate": [r"fintech verify-rollout"],
-    "releasePlan": [r"fintech release-plan", r"--images-out", r"readJSON"],
+    "releasePlan": [r"set \+x", r"fintech release-plan", r"--proxy-image", r"--images-out", r"readJSON", r"readYaml"],
     "helmRollback": [r"helm rollback", r"podHealthGate"],
     "approval": [r"input\(", r"submitter", r"'No', 'Yes'", r"answer == 'Yes'"],
     "withApproval": [r"approval\(", r"if \(!yes\)", r"withDeployAgent"],
@@ -426,8 +428,11 @@ def test_readme_lists_the_fintech_commands_the_pipelines_need():
     text = "\n".join(strip_comments_and_strings(p.read_text()) for p in VARS.glob("*.groovy"))
     for sub in sorted(set(re.findall(r"\bfintech ((?:notify )?[a-z][\w-]+)", text))):
         assert f"fintech {sub}" in readme, sub
-    for sub in ["notify bitbucket", "notify email", "verify-rollout", "release-plan"]:
+    for sub in ["notify bitbucket", "notify email", "verify-rollout"]:
         assert re.search(rf"fintech {sub}.*not built yet|not built yet.*fintech {sub}", readme, re.S | re.I), sub
+    built = readme.split("Not built yet", 1)[0]
+    for sub in ["release-plan", "image build", "image push"]:
+        assert f"fintech {sub}" in built, f"fintech {sub} is built: list it before 'Not built yet'"
 
 
 def test_ngf_version_file_exists():

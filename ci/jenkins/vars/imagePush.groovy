@@ -1,12 +1,15 @@
 // Image Push (master only): pushes each built image with its artifact-number tag and records the
 // digest the registry reports (images/<name>.digest, archived; `fintech release-plan` deploys by
-// these digests, never by tag). Authenticates with the agent's Workload Identity.
+// these digests, never by tag). Service images go through `fintech image push`, which also reads
+// the manifest back from the registry and fails unless its digest is the recorded one.
+// Authenticates with the agent's Workload Identity.
 Map call(Map args = [:]) {
     Map defaults = [
         container: 'buildah',
         tokenContainer: 'ops',
         branch: 'master',
         images: (env.BUILT_IMAGES ?: '').split(',').findAll { String s -> s } as List,
+        binary: env.FINTECH_BINARY ?: 'target/x86_64-unknown-linux-musl/image/fintech',
     ]
     Map cfg = defaults + args
     if (env.BRANCH_NAME != cfg.branch) {
@@ -21,13 +24,27 @@ Map call(Map args = [:]) {
     container(cfg.container) {
         sh 'mkdir -p images'
         cfg.images.each { String image ->
-            String name = image.tokenize('/').last().tokenize(':').first()
-            withEnv(["IMAGE=${image}", "DIGEST_FILE=images/${name}.digest"]) {
+            int colon = image.lastIndexOf(':')
+            String repository = image.substring(0, colon)
+            String name = repository.tokenize('/').last()
+            withEnv(["IMAGE=${image}", "NAME=${name}", "REGISTRY=${repository.substring(0, repository.lastIndexOf('/'))}",
+                     "TAG=${image.substring(colon + 1)}", "DIGEST_FILE=images/${name}.digest", "FINTECH=./${cfg.binary}"]) {
                 sh '''
                     registry_host=${IMAGE%%/*}
                     buildah login -u oauth2accesstoken --password-stdin "$registry_host" < .registry-token
-                    buildah push --digestfile "$DIGEST_FILE" "$IMAGE" "docker://$IMAGE"
                 '''
+                if (name == 'ops') {
+                    sh 'buildah push --digestfile "$DIGEST_FILE" "$IMAGE" "docker://$IMAGE"'
+                } else {
+                    // set +x: the token must not reach the build log
+                    sh '''
+                        set +x
+                        FINTECH_REGISTRY_USERNAME=oauth2accesstoken
+                        FINTECH_REGISTRY_PASSWORD=$(cat .registry-token)
+                        export FINTECH_REGISTRY_USERNAME FINTECH_REGISTRY_PASSWORD
+                        "$FINTECH" image push "$NAME" --registry "$REGISTRY" --tag "$TAG" --digest-out images
+                    '''
+                }
                 digests[image] = readFile("images/${name}.digest").trim()
             }
         }
