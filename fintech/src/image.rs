@@ -30,8 +30,9 @@ use crate::registry::{Digest, FetchedManifest, Registry, RegistryPath};
 use crate::services;
 use crate::tools::{self, BUILDAH, GIT, KILL, SKOPEO, UMOCI, UNSHARE, step};
 
-/// The musl target every image binary is built for.
+/// The musl target every image binary is built for, with the cargo profile `image` (Cargo.toml).
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+pub const IMAGE_PROFILE: &str = "image";
 /// Where the build host keeps its CA bundle (Debian's `ca-certificates`).
 const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The Containerfile, relative to the repository root.
@@ -93,7 +94,7 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub target: Target,
     /// The static (musl) fintech binary the image runs.
-    #[arg(long, env = "FINTECH_BINARY", default_value = "target/x86_64-unknown-linux-musl/release/fintech")]
+    #[arg(long, env = "FINTECH_BINARY", default_value = "target/x86_64-unknown-linux-musl/image/fintech")]
     pub binary: PathBuf,
     /// The Containerfile; default ci/jenkins/images/Containerfile of this repository.
     #[arg(long)]
@@ -367,7 +368,7 @@ async fn prepare_context(binary: &Path) -> anyhow::Result<tempfile::TempDir> {
 /// Fails unless `path` is an x86-64 ELF executable without a program interpreter (static or
 /// static-pie): a scratch image has no dynamic loader.
 pub fn check_static_binary(path: &Path) -> anyhow::Result<()> {
-    let hint = "build it with `cargo build --release --locked --target x86_64-unknown-linux-musl -p fintech`";
+    let hint = "build it with `cargo build --profile image --locked --target x86_64-unknown-linux-musl -p fintech`";
     let mut file = std::fs::File::open(path).with_context(|| format!("no binary at {}: {hint}", path.display()))?;
     let mut header = [0u8; 64];
     file.read_exact(&mut header).with_context(|| format!("{} is not an ELF executable", path.display()))?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::image::{self, BuildArgs, CheckArgs, MUSL_TARGET, Target};
+use crate::image::{self, BuildArgs, CheckArgs, IMAGE_PROFILE, MUSL_TARGET, Target};
 use crate::services;
 use crate::tools::{self, CARGO, LocalRegistry, step};
 
@@ -59,18 +59,18 @@ pub async fn run(args: RehearseArgs) -> anyhow::Result<()> {
     .await?;
     stages.push((name, took));
 
-    let name = format!("Build: cargo build --release --target {MUSL_TARGET} -p fintech");
+    let name = format!("Build: cargo build --profile {IMAGE_PROFILE} --target {MUSL_TARGET} -p fintech");
     let ((), took) = step(
         &name,
         tools::run_streaming(
             &CARGO,
-            cargo(&["build", "--release", "--locked", "--target", MUSL_TARGET, "-p", "fintech"]),
+            cargo(&["build", "--profile", IMAGE_PROFILE, "--locked", "--target", MUSL_TARGET, "-p", "fintech"]),
         ),
     )
     .await?;
     stages.push((name, took));
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let binary = target_dir.join(MUSL_TARGET).join("release").join("fintech");
+    let binary = target_dir.join(MUSL_TARGET).join(IMAGE_PROFILE).join("fintech");
 
     let name = "Registry: docker-registry on a free 127.0.0.1 port".to_owned();
     let (mut registry, took) = step(&name, LocalRegistry::start()).await?;
