@@ -28,6 +28,7 @@ use fintech_http::Problem;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 pub const HEADER: &str = "idempotency-key";
 /// Longest key accepted (Stripe allows 255).
@@ -120,11 +121,25 @@ fn valid_key(key: &str) -> bool {
 /// A stored answer, replayed.
 fn replay(status: i64, content_type: Option<String>, body: String) -> Response {
     let status = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        response.headers_mut().insert(header::CONTENT_TYPE, ct);
-    }
+    // A stored problem is rendered again, so that it carries this request's id like any other.
+    let stored_problem = content_type
+        .as_deref()
+        .filter(|c| *c == fintech_http::problem::PROBLEM_JSON)
+        .and_then(|_| serde_json::from_str::<Problem>(&body).ok());
+    let mut response = match stored_problem {
+        Some(mut problem) => {
+            problem.request_id = None;
+            problem.into_response()
+        }
+        None => {
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = status;
+            if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                response.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            response
+        }
+    };
     response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
 }
@@ -141,17 +156,27 @@ async fn claim(layer: &Layer, key: &str, hash: &str) -> Result<Claim, sqlx::Erro
     let deadline = tokio::time::Instant::now() + s.wait;
     loop {
         let now = fintech_telemetry::now_unix_ms();
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, locked_until_ms, created_at_ms) \
-             VALUES (?, ?, ?, 'in_progress', ?, ?)",
-        )
-        .bind(&s.scope)
-        .bind(key)
-        .bind(hash)
-        .bind(now.saturating_add(fintech_telemetry::duration_ms(s.lease)))
-        .bind(now)
-        .execute(layer.db.pool())
-        .await;
+        let (scope, k, h) = (s.scope.clone(), key.to_owned(), hash.to_owned());
+        let locked_until = now.saturating_add(fintech_telemetry::duration_ms(s.lease));
+        let inserted = layer
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO idempotency_keys \
+                         (scope, idem_key, request_hash, state, locked_until_ms, created_at_ms) \
+                         VALUES (?, ?, ?, 'in_progress', ?, ?)",
+                    )
+                    .bind(scope)
+                    .bind(k)
+                    .bind(h)
+                    .bind(locked_until)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                })
+            })
+            .await;
         match inserted {
             Ok(_) => return Ok(Claim::Run),
             Err(e) if fintech_db::is_unique_violation(&e) => {}
@@ -246,15 +271,36 @@ async fn idempotency(State(layer): State<Layer>, req: Request, next: Next) -> Re
     hasher.update(&bytes);
     let hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
 
-    match claim(&layer, &key, &hash).await {
-        Ok(Claim::Answer(response)) => return response,
-        Ok(Claim::Run) => {}
+    // From here the request runs to its end even if the client goes away: a dropped connection
+    // must not leave a key claimed by nobody, nor cut an effect and its stored answer in half
+    // (the retry would find the key locked until its lease ends). The retry gets the answer.
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let task = tokio::spawn(
+        claim_and_execute(layer.clone(), key.clone(), hash, request, next).instrument(tracing::Span::current()),
+    );
+    match task.await {
+        Ok(response) => response,
         Err(e) => {
-            tracing::error!(error = &e as &dyn std::error::Error, "idempotency key store failed");
-            return Problem::internal().into_response();
+            tracing::error!(error = &e as &dyn std::error::Error, "an idempotent request did not finish");
+            release(&layer, &key).await;
+            Problem::internal().into_response()
         }
     }
-    let mut req = Request::from_parts(parts, Body::from(bytes));
+}
+
+async fn claim_and_execute(layer: Layer, key: String, hash: String, request: Request, next: Next) -> Response {
+    match claim(&layer, &key, &hash).await {
+        Ok(Claim::Answer(response)) => response,
+        Ok(Claim::Run) => execute(layer, key, request, next).await,
+        Err(e) => {
+            tracing::error!(error = &e as &dyn std::error::Error, "idempotency key store failed");
+            Problem::internal().into_response()
+        }
+    }
+}
+
+/// Runs the claimed request and stores its answer under the key (or frees the key).
+async fn execute(layer: Layer, key: String, mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(IdempotencyKey { scope: layer.settings.scope.clone(), key: key.clone() });
     let response = next.run(req).await;
     let (parts, body) = response.into_parts();
@@ -272,17 +318,27 @@ async fn idempotency(State(layer): State<Layer>, req: Request, next: Next) -> Re
     let keep = !parts.status.is_server_error() && !refused_caller && text.is_ok();
     if keep {
         let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let saved = sqlx::query(
-            "UPDATE idempotency_keys SET state = 'completed', response_status = ?, response_content_type = ?, \
-             response_body = ? WHERE scope = ? AND idem_key = ?",
-        )
-        .bind(i64::from(parts.status.as_u16()))
-        .bind(content_type)
-        .bind(text.as_deref().unwrap_or_default())
-        .bind(&layer.settings.scope)
-        .bind(&key)
-        .execute(layer.db.pool())
-        .await;
+        let status = i64::from(parts.status.as_u16());
+        let body = text.as_deref().unwrap_or_default().to_owned();
+        let (scope, k) = (layer.settings.scope.clone(), key.clone());
+        let saved = layer
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET state = 'completed', response_status = ?, \
+                         response_content_type = ?, response_body = ? WHERE scope = ? AND idem_key = ?",
+                    )
+                    .bind(status)
+                    .bind(content_type)
+                    .bind(body)
+                    .bind(scope)
+                    .bind(k)
+                    .execute(&mut *conn)
+                    .await
+                })
+            })
+            .await;
         if let Err(e) = saved {
             // The effect happened; the answer could not be stored. A retry will run again, and
             // the handler's key-derived ids keep it from acting twice.
@@ -297,12 +353,19 @@ async fn idempotency(State(layer): State<Layer>, req: Request, next: Next) -> Re
 
 /// Frees a key whose answer is not stored, so that the request can be retried.
 async fn release(layer: &Layer, key: &str) {
-    let deleted =
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND state = 'in_progress'")
-            .bind(&layer.settings.scope)
-            .bind(key)
-            .execute(layer.db.pool())
-            .await;
+    let (scope, k) = (layer.settings.scope.clone(), key.to_owned());
+    let deleted = layer
+        .db
+        .write(move |conn| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND state = 'in_progress'")
+                    .bind(scope)
+                    .bind(k)
+                    .execute(&mut *conn)
+                    .await
+            })
+        })
+        .await;
     if let Err(e) = deleted {
         tracing::warn!(
             error = &e as &dyn std::error::Error,

@@ -72,15 +72,28 @@ fn fees_account(currency: &str) -> String {
 
 /// Records the payment and its event; a payment already stored under this id (a retry after an
 /// answer was lost) is returned as it is.
-async fn record(state: &AppState, payment: Payment, event: &str) -> Result<Response, PaymentsError> {
-    let mut tx = state.ctx.db.begin_write().await?;
-    if let Some(existing) = store::get(&mut tx, &payment.id).await? {
-        return Ok((StatusCode::CREATED, axum::Json(existing)).into_response());
+///
+/// A small write: it goes through the database's group commit, sharing its transaction and
+/// fsync with the other requests' writes of the moment.
+async fn record(state: &AppState, payment: Payment, event: &'static str) -> Result<Response, PaymentsError> {
+    let stored = state
+        .ctx
+        .db
+        .write(move |conn| {
+            Box::pin(async move {
+                if let Some(existing) = store::get(conn, &payment.id).await? {
+                    return Ok((existing, false));
+                }
+                store::insert(conn, &payment).await?;
+                stage(conn, event, &payment).await?;
+                Ok((payment, true))
+            })
+        })
+        .await?;
+    let (payment, new) = stored;
+    if new {
+        state.ctx.events_committed();
     }
-    store::insert(&mut tx, &payment).await?;
-    stage(&mut tx, event, &payment).await?;
-    tx.commit().await?;
-    state.ctx.events_committed();
     Ok((StatusCode::CREATED, axum::Json(payment)).into_response())
 }
 
@@ -124,7 +137,12 @@ pub async fn create_payment(
     let fees = fees_account(n.currency.code());
     if n.fee_minor > 0 {
         // Before any money moves: a fee needs the currency's fees account.
-        state.ledger.account(&fees).await.map_err(|_| PaymentsError::FeesUnavailable)?;
+        // Only a missing account refuses the payment; a failure to ask is ours (5xx, not stored
+        // under the key, so the retry asks again).
+        state.ledger.account(&fees).await.map_err(|e| match e {
+            fintech_ledger::error::LedgerError::NotFound => PaymentsError::FeesUnavailable,
+            other => PaymentsError::Ledger(other),
+        })?;
     }
     let (status, captured, event) = if n.capture {
         let leg = NewTransfer::new(format!("{id}:charge"), &n.payer, &n.payee, n.amount_minor, n.currency, "payment");
@@ -238,10 +256,15 @@ pub async fn capture(
     let amount = req.validate(false).map_err(PaymentsError::Validation)?;
     let ledger = state.ledger.clone();
     change(&state, &id, "payment.captured", async |p: &mut Payment, _: &mut sqlx::AnyConnection| {
+        let captured = amount.unwrap_or(p.amount_minor);
+        // The same capture again (a retry whose first answer was lost): it is done, say so.
+        let done = matches!(p.status.as_str(), "captured" | "partially_refunded" | "refunded");
+        if done && p.captured_minor == captured {
+            return Ok(false);
+        }
         if p.status != "authorized" {
             return Err(PaymentsError::InvalidState(p.status.clone()));
         }
-        let captured = amount.unwrap_or(p.amount_minor);
         let post = Resolve {
             id: format!("{}:capture", p.id),
             pending_id: format!("{}:hold", p.id),
@@ -274,6 +297,10 @@ pub async fn cancel(
 ) -> Result<axum::Json<Payment>, PaymentsError> {
     let ledger = state.ledger.clone();
     change(&state, &id, "payment.canceled", async |p: &mut Payment, _: &mut sqlx::AnyConnection| {
+        // Canceling twice has the effect of canceling once.
+        if p.status == "canceled" {
+            return Ok(false);
+        }
         if p.status != "authorized" {
             return Err(PaymentsError::InvalidState(p.status.clone()));
         }
