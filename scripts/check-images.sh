@@ -64,53 +64,11 @@ trap cleanup EXIT
 export HELM_CACHE_HOME=$WORK/helm/cache HELM_CONFIG_HOME=$WORK/helm/config HELM_DATA_HOME=$WORK/helm/data
 HELM=$TOOLS/bin/helm
 
-summary() {
-  printf 'image-checks: %d passed, %d failed\n' "$passed" "$failed"
-  [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
-}
-
-# step NAME COMMAND...: runs one step, prints one line; on failure also prints its output.
-# With VERBOSE_STEP=1 the output is shown on success too (figures worth reading).
-step() {
-  local name=$1
-  shift
-  local log=$WORK/step.log begin=$SECONDS
-  if "$@" >"$log" 2>&1; then
-    passed=$((passed + 1))
-    printf 'ok    %-72s %4ss\n' "$name" $((SECONDS - begin))
-    if [ "${VERBOSE_STEP:-0}" = 1 ]; then sed 's/^/      | /' "$log"; fi
-  else
-    failed=$((failed + 1))
-    printf 'FAIL  %-72s %4ss\n' "$name" $((SECONDS - begin))
-    sed 's/^/      | /' "$log"
-    return 1
-  fi
-}
-
-# A failed install (or build) leaves nothing to check with: stop here.
-required() {
-  step "$@" || {
-    printf 'stopped: a required step failed (%ss)\n' $((SECONDS - started))
-    summary
-    exit 1
-  }
-}
+CHECKS_NAME=image-checks
+# shellcheck source=lib/steps.sh
+. "$ROOT/scripts/lib/steps.sh" # summary, step, required, apt_install
 
 # --- Installs ---------------------------------------------------------------------------------
-
-apt_install() {
-  # Without starting system services (docker-registry has one): the registry here is started by
-  # this script, on a free port, and stopped by pid.
-  local policy=/usr/sbin/policy-rc.d created=no
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=yes
-  fi
-  apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
-  local rc=$?
-  [ "$created" = yes ] && rm -f "$policy"
-  return $rc
-}
 
 install_system_packages() {
   local packages=()
