@@ -45,6 +45,10 @@ pub async fn load_or_generate(
         tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).await?;
     }
     tokio::io::AsyncWriteExt::write_all(&mut file, token.as_bytes()).await?;
+    // tokio finishes a write in the background unless flushed: without this, a start right after
+    // the first could read an empty file and generate a second token.
+    tokio::io::AsyncWriteExt::flush(&mut file).await?;
+    file.sync_all().await?;
     tracing::info!(path = %path.display(), "generated a placeholder bearer token");
     Ok(Secret::new(token))
 }
