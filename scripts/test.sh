@@ -25,6 +25,17 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   [ "$created_policy" = yes ] && rm -f "$policy"
 fi
 
+# The e-mail tests (fintech/tests/notify.rs) start aiosmtpd from the virtualenv the check scripts
+# share (.tools/venv); a missing one fails those tests. Called in an `||` list: tools-venv.sh is
+# written for scripts without `set -e`.
+# shellcheck source=lib/tools-venv.sh
+. scripts/lib/tools-venv.sh
+step "Python test servers into .tools/venv (scripts/requirements/test-servers.txt)"
+tools_venv_install "$TOOLS_VENV_REPO/scripts/requirements/test-servers.txt" || {
+  echo "installing the Python test servers failed" >&2
+  exit 1
+}
+
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
     step "rustup component add ${component}"

@@ -57,6 +57,11 @@ pub enum Command {
     ReleasePlan(crate::release_plan::ReleasePlanArgs),
     /// The service pipeline's stages for one service on this machine, with a private registry.
     Rehearse(crate::rehearse::RehearseArgs),
+    /// The pod-health gate: wait until the pods of a release are Ready; fail on restarts,
+    /// CrashLoopBackOff, image pull and configuration errors, OOM kills, or the deadline.
+    VerifyRollout(crate::rollout::VerifyRolloutArgs),
+    /// Report a build: its status on a Bitbucket commit, or an e-mail over SMTP.
+    Notify(crate::notify::NotifyArgs),
     /// Measure throughput against the raw limit of the database engine, in one run.
     Bench {
         #[command(subcommand)]

@@ -3,9 +3,11 @@
 pub mod bench;
 pub mod cli;
 pub mod image;
+pub mod notify;
 pub mod registry;
 pub mod rehearse;
 pub mod release_plan;
+pub mod rollout;
 pub mod services;
 pub mod tools;
 
@@ -68,6 +70,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(args) => image::run(args).await,
         Command::ReleasePlan(args) => release_plan::run(args).await,
         Command::Rehearse(args) => rehearse::run(args).await,
+        Command::VerifyRollout(args) => rollout::run(args).await,
+        Command::Notify(args) => notify::run(args).await,
         Command::Services => {
             // Name and version (the image tag is `<version>-<build number>`), tab-separated.
             for s in services::SERVICES {

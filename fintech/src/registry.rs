@@ -626,8 +626,14 @@ impl From<anyhow::Error> for FetchError {
 /// A hyper client speaking HTTP/1.1, and HTTPS through rustls with the ring provider (the one
 /// the workspace already uses for sqlx) and the system's certificate authorities. reqwest's own
 /// rustls features are not used: enabling them for the workspace would make every other crate's
-/// reqwest client need a process-wide crypto provider.
-fn https_client(tls_verify: bool) -> anyhow::Result<HttpsClient> {
+/// reqwest client need a process-wide crypto provider. `notify bitbucket` uses it too, with a body.
+pub(crate) fn https_client<B>(
+    tls_verify: bool,
+) -> anyhow::Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, B>>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+{
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut http = HttpConnector::new();
     http.enforce_http(false);

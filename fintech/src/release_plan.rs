@@ -17,7 +17,7 @@
 //! and prints a table.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, bail, ensure};
 use clap::{ArgAction, Args};
@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::image::build_number_of;
 use crate::registry::{Digest, Registry, RegistryPath};
 use crate::services;
-use crate::tools::{self, Tool, step};
+use crate::tools::{self, Tool, step, write_atomically};
 
 #[derive(Debug, Clone, Args)]
 pub struct ReleasePlanArgs {
@@ -292,19 +292,6 @@ pub fn table(plan: &Plan) -> String {
     }
     out.push_str(&format!("changed: {}\nunchanged: {}\n", list(&plan.changed), list(&plan.unchanged)));
     out
-}
-
-/// Writes through a temporary file in the same folder, then renames: no half-written file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("writing in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

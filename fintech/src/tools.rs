@@ -1,6 +1,6 @@
-//! What the delivery commands (`image`, `release-plan`, `rehearse`) share: progress lines with
-//! durations, external tools run with errors that say how to install them, free ports, and a
-//! private docker-registry.
+//! What the delivery commands (`image`, `release-plan`, `rehearse`, `verify-rollout`) share:
+//! progress lines with durations, external tools run with errors that say how to install them, free
+//! ports, a private docker-registry, and files written atomically.
 
 use std::ffi::OsStr;
 use std::fmt::Display;
@@ -227,6 +227,19 @@ impl LocalRegistry {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+}
+
+/// Writes through a temporary file in the same folder, then renames: no half-written file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("writing in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// The repository root: the nearest ancestor of the current folder holding `Cargo.toml` and

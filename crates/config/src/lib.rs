@@ -18,9 +18,25 @@ pub const ENV_PREFIX: &str = "FINTECH_";
 
 /// `FINTECH_*` variables read by the command line (`--config`, `--data-dir`,
 /// `--database-url` of `migrate`, `--binary` of `image build`, the registry credentials of
-/// `image` and `release-plan`), lower-cased as figment sees them: they are not keys.
-pub const COMMAND_LINE_VARIABLES: &[&str] =
-    &["config", "data_dir", "migrate_database_url", "binary", "registry_username", "registry_password"];
+/// `image` and `release-plan`, the Bitbucket and SMTP settings of `notify`), lower-cased as
+/// figment sees them: they are not keys.
+pub const COMMAND_LINE_VARIABLES: &[&str] = &[
+    "config",
+    "data_dir",
+    "migrate_database_url",
+    "binary",
+    "registry_username",
+    "registry_password",
+    "bitbucket_token",
+    "bitbucket_username",
+    "bitbucket_app_password",
+    "bitbucket_repository",
+    "bitbucket_server_url",
+    "smtp_url",
+    "smtp_from",
+    "smtp_username",
+    "smtp_password",
+];
 
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
