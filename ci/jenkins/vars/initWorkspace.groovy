@@ -10,6 +10,8 @@ Map call(Map args = [:]) {
         // a change under any of these rebuilds every service: they are all in the one binary
         sharedPaths: ['Cargo.toml', 'Cargo.lock', 'crates/', 'fintech/', 'rust-toolchain.toml', 'ci/jenkins/images/'],
         bitbucketKey: 'fintech-service',
+        // the Bitbucket Cloud repository whose commits get the build status (workspace/repo_slug)
+        bitbucketRepository: 'fintech/fintech',
         bitbucketCredentials: 'bitbucket-token',
         notify: true,
     ]
@@ -46,10 +48,11 @@ Map call(Map args = [:]) {
     if (cfg.notify) {
         container(cfg.container) {
             withCredentials([string(credentialsId: cfg.bitbucketCredentials, variable: 'FINTECH_BITBUCKET_TOKEN')]) {
-                withEnv(["NOTIFY_KEY=${cfg.bitbucketKey}"]) {
+                withEnv(["NOTIFY_KEY=${cfg.bitbucketKey}", "NOTIFY_REPOSITORY=${cfg.bitbucketRepository}"]) {
                     sh '''
                         fintech notify bitbucket --state INPROGRESS --commit "$GIT_COMMIT" \
-                          --key "$NOTIFY_KEY" --name "$JOB_NAME #$BUILD_NUMBER" --url "$BUILD_URL"
+                          --repository "$NOTIFY_REPOSITORY" --key "$NOTIFY_KEY" \
+                          --name "$JOB_NAME #$BUILD_NUMBER" --url "$BUILD_URL"
                     '''
                 }
             }

@@ -5,7 +5,10 @@ void call(Map args = [:]) {
         container: 'ops',
         branch: 'master',
         group: 'fintech-delivery@example.com',
+        // the sender (the mailer's admin address in jenkins-values.yaml)
+        from: 'FINTECH delivery <fintech-delivery@example.com>',
         bitbucketKey: 'fintech-service',
+        bitbucketRepository: 'fintech/fintech',
         bitbucketCredentials: 'bitbucket-token',
         smtpCredentials: 'smtp-url',
         bitbucket: true,
@@ -31,14 +34,21 @@ Details: ${env.BUILD_URL}
             creds << string(credentialsId: cfg.bitbucketCredentials, variable: 'FINTECH_BITBUCKET_TOKEN')
         }
         withCredentials(creds) {
-            withEnv(["NOTIFY_COMMIT=${env.GIT_COMMIT ?: ''}", "NOTIFY_STATE=${state}", "NOTIFY_KEY=${cfg.bitbucketKey}", "MAIL_TO=${to}",
+            withEnv(["NOTIFY_COMMIT=${env.GIT_COMMIT ?: ''}", "NOTIFY_STATE=${state}", "NOTIFY_KEY=${cfg.bitbucketKey}",
+                     "NOTIFY_REPOSITORY=${cfg.bitbucketRepository}", "MAIL_TO=${to}", "MAIL_FROM=${cfg.from}",
                      "MAIL_SUBJECT=${subject}", "NOTIFY_BITBUCKET=${cfg.bitbucket}"]) {
+                // Both are attempted: a Bitbucket failure must not swallow the e-mail (and the
+                // reverse); the step fails afterwards if either did.
                 sh '''
+                    failed=0
                     if [ "$NOTIFY_BITBUCKET" = true ] && [ -n "$NOTIFY_COMMIT" ]; then
                       fintech notify bitbucket --state "$NOTIFY_STATE" --commit "$NOTIFY_COMMIT" \
-                        --key "$NOTIFY_KEY" --name "$JOB_NAME #$BUILD_NUMBER" --url "$BUILD_URL"
+                        --repository "$NOTIFY_REPOSITORY" --key "$NOTIFY_KEY" \
+                        --name "$JOB_NAME #$BUILD_NUMBER" --url "$BUILD_URL" || failed=1
                     fi
-                    fintech notify email --to "$MAIL_TO" --subject "$MAIL_SUBJECT" --body-file notify-body.txt
+                    fintech notify email --to "$MAIL_TO" --from "$MAIL_FROM" --subject "$MAIL_SUBJECT" \
+                      --body-file notify-body.txt || failed=1
+                    exit "$failed"
                 '''
             }
         }
