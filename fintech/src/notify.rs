@@ -426,6 +426,7 @@ pub struct EmailArgs {
     /// Recipients, comma-separated.
     #[arg(long, required = true, value_delimiter = ',')]
     pub to: Vec<String>,
+    /// The subject line.
     #[arg(long)]
     pub subject: String,
     /// The message, plain UTF-8 text.
