@@ -66,8 +66,14 @@ impl MariaDb {
         // The folder outlives this function: the watchdog removes it after stopping the server.
         let dir = tempfile::Builder::new().prefix("fintech-mariadb-").tempdir().unwrap().keep();
         let data = dir.join("data");
+        // As root, MariaDB must be told to stay root (`--user=root`); as any other user (a CI agent
+        // container running as uid 1000) it runs as that user, and `--user` would make
+        // mariadb-install-db try, and fail, to chown the data folder.
+        let user = if running_as_root() { "--user=root" } else { "" };
         let out = Command::new(&install_db)
-            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg("--no-defaults")
+            .args(Some(user).filter(|u| !u.is_empty()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .arg(format!("--datadir={}", data.display()))
             .output()
             .expect("run mariadb-install-db");
@@ -76,7 +82,7 @@ impl MariaDb {
         let port = free_port();
         let socket = dir.join("sock");
         let server = format!(
-            "{} --no-defaults --datadir={} --port={port} --bind-address=127.0.0.1 --socket={} --user=root \
+            "{} --no-defaults --datadir={} --port={port} --bind-address=127.0.0.1 --socket={} {user} \
              --pid-file={} --log-error={} --skip-name-resolve --skip-log-bin \
              --innodb-buffer-pool-size=128M --innodb-flush-log-at-trx-commit=1 --max-connections=500",
             mariadbd.display(),
@@ -142,6 +148,17 @@ impl MariaDb {
     pub fn server_url(&self) -> String {
         format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}", self.port)
     }
+}
+
+/// Whether this process's effective uid is 0 (from /proc/self/status; no libc binding needed).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let ids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.to_owned();
+            ids.split_whitespace().nth(1).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
 }
 
 fn run_sql(socket: &Path, sql: &str) {
