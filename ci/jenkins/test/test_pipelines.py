@@ -65,14 +65,14 @@ INFRA_STEPS = {
 
 # library step -> what it must run to do its work (regular expressions, in this order)
 STEP_WORK = {
-    "initWorkspace": [r"cleanWs\(\)", r"Cargo\.toml", r"BUILD_NUMBER", r"fintech notify bitbucket --state INPROGRESS",
-                      r"--repository \"\$NOTIFY_REPOSITORY\""],
+    "initWorkspace": [r"cleanWs\(\)", r"Cargo\.toml", r"BUILD_NUMBER", r"env\.ARTIFACT_OPS = ",
+                      r"fintech notify bitbucket --state INPROGRESS", r"--repository \"\$NOTIFY_REPOSITORY\""],
     "sonarScan": [r"cargo clippy .*--message-format=json", r"cargo llvm-cov .*--lcov", r"withSonarQubeEnv",
                   r"sonar-scanner", r"waitForQualityGate abortPipeline: true"],
-    "cargoTest": [r"\./scripts/test\.sh"],
+    "cargoTest": [r"\./scripts/test\.sh --skip-image-checks"],
     "cargoBuild": [r"profile: 'image'", r"cargo build --profile \"\$PROFILE\" --locked --target", r"/\$PROFILE/fintech"],
     "imageBuild": [r"git log -1 --format=%ct", r"image build \"\$SERVICE\" --registry", r"--tag \"\$TAG\"",
-                   r"--revision \"\$GIT_COMMIT\"", r"buildah build", r"ARTIFACT_"],
+                   r"--revision \"\$GIT_COMMIT\"", r"ops:\$\{artifactOf\('ops'\)\}", r"buildah build", r"ARTIFACT_"],
     "imagePush": [r"branch: 'master'", r"BRANCH_NAME != cfg\.branch", r"buildah login", r"buildah push --digestfile",
                   r"set \+x", r"image push \"\$NAME\" .*--digest-out images", r"archiveArtifacts"],
     "notifyResult": [r"group", r"git log -1 --format=%ae", r"fintech notify bitbucket", r"--repository",
@@ -90,7 +90,8 @@ STEP_WORK = {
     "approval": [r"input\(", r"submitter", r"'No', 'Yes'", r"answer == 'Yes'"],
     "withApproval": [r"approval\(", r"if \(!yes\)", r"withDeployAgent"],
     "withDeployAgent": [r"podTemplate", r"node\(POD_LABEL\)", r"checkout scm"],
-    "clusterCredentials": [r"gcloud container clusters get-credentials"],
+    "clusterCredentials": [r"command -v gke-gcloud-auth-plugin", r"gcloud container clusters get-credentials",
+                           r"kubectl auth can-i list pods"],
     "fintechEnv": [r"fintech-ci", r"fintech-stg", r"fintech-prod", r"deploy/terraform/envs/"],
 }
 
@@ -396,15 +397,65 @@ def test_values_approval_group(values):
     assert "fintech-release-approvers" in matrix
 
 
+# Test pins for the values the install must supply (fintechAgentImages): any well-formed ones.
+PINS = {"fintechAgentImages.ops.tag": "0.1.0-42", "fintechAgentImages.agentRust.tag": "1.95.0-1",
+        "fintechAgentImages.ops.digest": "sha256:" + "a" * 64,
+        "fintechAgentImages.agentRust.digest": "sha256:" + "b" * 64}
+# Tags that name whatever was pushed last, not a version.
+MOVING_TAGS = {"latest", "stable", "edge", "nightly", "main", "master", "lts", "current", "rolling", "dev", "beta"}
+TEMPLATE_VALUE = re.compile(r"\{\{\s*(?:required\s+`[^`]*`\s+)?\.Values\.([\w.]+)\s*\}\}")
+
+
+def render_values(text, values, pins=None):
+    """The chart renders each pod template with `tpl`: the expressions used there are
+    `{{ .Values.x }}` and `{{ required `why` .Values.x }}`. Empty values take the test pins."""
+    def value(m):
+        node = values
+        for key in m.group(1).split("."):
+            node = node[key]
+        return str(node) if node != "" else (pins or PINS)[m.group(1)]
+    rendered = TEMPLATE_VALUE.sub(value, text)
+    assert "{{" not in rendered, f"an expression the test does not render: {rendered}"
+    return rendered
+
+
+def pod_templates(values):
+    """label -> pod spec, rendered as the chart would (with the test pins)."""
+    pods = {}
+    for text in values["agent"]["podTemplates"].values():
+        tpl = yaml.safe_load(render_values(text, values))[0]
+        pods[tpl["label"]] = yaml.safe_load(tpl["yaml"])["spec"]
+    return pods
+
+
+def image_problem(image):
+    """Why an image reference is not pinned to one version, or None."""
+    ref, _, digest = image.partition("@")
+    if digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        return f"{image}: malformed digest"
+    name, colon, tag = ref.rpartition(":")
+    if not colon or "/" in tag:
+        return None if digest else f"{image}: no tag and no digest"
+    if tag.lower() in MOVING_TAGS or not re.match(r"v?\d", tag):
+        return f"{image}: moving tag {tag!r}"
+    return None
+
+
+def test_image_check_refuses_moving_tags():
+    for bad in ["ops:stable", "x/ops:latest", "x/ops", "quay.io/buildah/stable", "x/ops:main", "x/y:1@sha256:12"]:
+        assert image_problem(bad), bad
+    for good in ["x/ops:0.1.0-42@sha256:" + "a" * 64, "hashicorp/terraform:1.11.4", "quay.io/buildah/stable:v1.41.4",
+                 "gcr.io/google.com/cloudsdktool/google-cloud-cli:548.0.0-stable", "x@sha256:" + "c" * 64]:
+        assert image_problem(good) is None, good
+
+
 def test_values_pod_templates_have_the_containers_steps_use(values):
-    templates = values["agent"]["podTemplates"]
+    pods = pod_templates(values)
     containers = {}
-    for name, text in templates.items():
-        tpl = yaml.safe_load(text)[0]
-        pod = yaml.safe_load(tpl["yaml"])
-        containers[tpl["label"]] = {c["name"] for c in pod["spec"]["containers"]}
-        for c in pod["spec"]["containers"]:
-            assert ":" in c["image"] and not c["image"].endswith(":latest"), c["image"]
+    for label, pod in pods.items():
+        containers[label] = {c["name"] for c in pod["containers"]}
+        for c in pod["containers"]:
+            assert image_problem(c["image"]) is None, image_problem(c["image"])
             assert c.get("resources", {}).get("limits"), c["name"]
     assert set(containers) == {"fintech-rust", "fintech-deploy"}
     service_steps = ["initWorkspace", "sonarScan", "cargoTest", "cargoBuild", "imageBuild", "imagePush", "notifyResult"]
@@ -414,6 +465,120 @@ def test_values_pod_templates_have_the_containers_steps_use(values):
         for step in steps:
             used = set(re.findall(r"[cC]ontainer: '([\w-]+)'", var_text(step)))
             assert used <= containers[label], f"{step} uses {used - containers[label]} missing in {label}"
+
+
+def test_own_agent_images_run_by_tag_and_digest(values):
+    own = values["fintechAgentImages"]
+    registry = own["registry"]
+    for text in values["agent"]["podTemplates"].values():
+        for line in re.findall(r"image: (.*)", text):
+            if "fintechAgentImages" in line or registry in line:
+                # both parts required: the install stops on an empty tag or digest
+                assert line.count("required `") == 2 and "@{{" in line, line
+    pods = pod_templates(values)
+    images = {c["image"] for pod in pods.values() for c in pod["containers"]}
+    assert f"{registry}/ops:{PINS['fintechAgentImages.ops.tag']}@{PINS['fintechAgentImages.ops.digest']}" in images
+    assert any(i.startswith(f"{registry}/agent-rust:") and "@sha256:" in i for i in images)
+    # what is committed is either still the placeholder or a real pin
+    for name in ["ops", "agentRust"]:
+        tag, digest = own[name]["tag"], own[name]["digest"]
+        assert tag == "" or (re.fullmatch(r"[\w][\w.-]{0,127}", tag) and tag.lower() not in MOVING_TAGS), tag
+        assert digest == "" or re.fullmatch(r"sha256:[0-9a-f]{64}", digest), digest
+
+
+def test_agent_containers_least_privilege(values):
+    pods = pod_templates(values)
+    for label, pod in pods.items():
+        ctx = pod["securityContext"]
+        assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] != 0, label
+        assert ctx["seccompProfile"]["type"] == "RuntimeDefault", label
+        for c in pod["containers"]:
+            sc = c.get("securityContext", {})
+            assert sc.get("allowPrivilegeEscalation") is False, c["name"]
+            assert not sc.get("privileged"), c["name"]
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], c["name"]
+            if c["name"] != "buildah":
+                assert "add" not in sc.get("capabilities", {}), c["name"]
+                assert sc.get("runAsUser", ctx["runAsUser"]) != 0, c["name"]
+                assert "seccompProfile" not in sc and "appArmorProfile" not in sc, c["name"]
+    buildah = next(c for c in pods["fintech-rust"]["containers"] if c["name"] == "buildah")
+    sc = buildah["securityContext"]
+    # root in the container with the four capabilities buildah and the sh step need (see the
+    # values' comment for each), never CAP_SYS_ADMIN or privileged mode
+    assert sc["runAsUser"] == 0 and sc["runAsNonRoot"] is False
+    assert sorted(sc["capabilities"]["add"]) == ["DAC_OVERRIDE", "SETFCAP", "SETGID", "SETUID"]
+    assert sc["seccompProfile"]["type"] == "Unconfined" and sc["appArmorProfile"]["type"] == "Unconfined"
+    assert {e["name"]: e["value"] for e in buildah["env"]} == {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
+
+
+def test_image_steps_run_in_the_buildah_container():
+    for step in ["imageBuild", "imagePush"]:
+        assert "container: 'buildah'" in var_text(step), step
+    # the agent's user creates images/ before root writes the digests into it
+    push = var_text("imagePush")
+    assert push.index("sh 'mkdir -p images'") < push.index("container(cfg.container)")
+
+
+def test_test_stage_skips_only_the_image_checks():
+    script = (ROOT / "scripts/test.sh").read_text()
+    # the default runs everything; the switch leaves out exactly check-images.sh
+    assert re.search(r"^image_checks=yes$", script, re.M)
+    assert "--skip-image-checks) image_checks=no ;;" in script
+    guarded = re.search(r'if \[ "\$image_checks" = yes \]; then\n(.*?)\nelse', script, re.S)
+    assert guarded and "./scripts/check-images.sh" in guarded.group(1)
+    assert script.count("./scripts/check-images.sh") == 1
+    for check in ["cargo fmt", "cargo clippy", "cargo test", "./scripts/check-helm.sh", "./scripts/check-terraform.sh",
+                  "./scripts/check-jenkins.sh"]:
+        assert check in script.split('if [ "$image_checks" = yes ]')[0], check
+
+
+IMAGES = JENKINS / "images"
+
+
+def _from_lines(path):
+    return re.findall(r"^FROM\s+(\S+)", path.read_text(), re.M)
+
+
+@pytest.mark.parametrize("path", sorted(IMAGES.glob("Containerfile*")), ids=lambda p: p.name)
+def test_containerfile_bases_are_pinned(path):
+    for image in _from_lines(path):
+        if image == "scratch":
+            continue
+        assert image_problem(image) is None, f"{path.name}: {image_problem(image)}"
+
+
+def test_ops_image_has_every_tool_the_ops_steps_run():
+    text = (IMAGES / "Containerfile.ops").read_text()
+    check = text[text.rindex("RUN gcloud --version"):]
+    tools = ["gcloud", "gke-gcloud-auth-plugin", "kubectl", "helm", "cloud-sql-proxy", "nc", "fintech"]
+    for tool in tools:
+        assert re.search(rf"(?<![\w-]){re.escape(tool)}\b", check), f"Containerfile.ops does not check {tool}"
+    # GKE kubeconfigs exec the auth plugin: installed from Google's repository at the base's release
+    assert re.search(r"google-cloud-cli-gke-gcloud-auth-plugin=\$\{CLOUD_SDK_VERSION\}-0", text)
+    base_version = re.search(r"google-cloud-cli:(\d+\.\d+\.\d+)-stable", text).group(1)
+    assert f"ARG CLOUD_SDK_VERSION={base_version}" in text
+    for arg in ["KUBECTL_VERSION", "HELM_VERSION", "CLOUD_SQL_PROXY_VERSION"]:
+        assert re.search(rf"^ARG {arg}=\d+\.\d+\.\d+$", text, re.M), arg
+    assert "kubectl.sha256" in text and ".sha256sum" in text and text.count("sha256sum -c") == 2
+    # every tool the library runs in the ops container is one of them
+    used = set()
+    for path in VARS.glob("*.groovy"):
+        code = strip_comments_and_strings(path.read_text())
+        used |= {t for t in ["gcloud", "kubectl", "helm", "cloud-sql-proxy", "nc", "fintech"]
+                 if re.search(rf"(?m)(^|[\s(|;&]){re.escape(t)}\s", code)}
+    assert used <= set(tools), used - set(tools)
+
+
+def test_rust_agent_image_has_what_the_test_command_installs():
+    text = (IMAGES / "Containerfile.agent-rust").read_text()
+    for package in ["mariadb-server", "docker-registry", "python3-venv", "npm", "groovy", "openjdk-17-jre-headless",
+                    "musl-tools", "file", "git"]:
+        assert re.search(rf"(?<![\w-]){re.escape(package)}(?![\w-])", text), package
+    for component in ["rustfmt", "clippy", "llvm-tools-preview"]:
+        assert component in text, component
+    assert "COPY --from=terraform /bin/terraform" in text
+    assert "FROM hashicorp/terraform:1.11.4" in text, "the same terraform as the fintech-deploy template"
+    assert re.search(r"^USER 1000:1000$", text, re.M)
 
 
 def test_sonar_properties_import_clippy_and_coverage():

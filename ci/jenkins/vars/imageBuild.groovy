@@ -4,7 +4,11 @@
 // <registry>/<service>:<artifact number>. The binary just built runs the command: it is static, so
 // it runs in the buildah container. Labels: version, revision (GIT_COMMIT), source (the remote),
 // created (the commit time, which also fixes every time in the image: the build is reproducible).
-// Also builds the ops image (the binary with a shell, used by the pipelines' `fintech` commands).
+// Also builds the ops image (the binary with a shell, used by the pipelines' `fintech` commands),
+// tagged <registry>/ops:<env.ARTIFACT_OPS> (<fintech crate version>-<build number>): the Jenkins
+// values pin the agents' ops image by that tag and its pushed digest.
+// Runs in the "buildah" container: root there, with only the capabilities buildah needs
+// (jenkins-values.yaml explains each); files it writes into the workspace are root's.
 List<String> call(Map args = [:]) {
     Map defaults = [
         container: 'buildah',
@@ -31,7 +35,7 @@ List<String> call(Map args = [:]) {
             built << "${cfg.registry}/${svc}:${tag}"
         }
         if (cfg.services) {
-            String opsTag = "${cfg.registry}/ops:${env.BUILD_NUMBER}"
+            String opsTag = "${cfg.registry}/ops:${artifactOf('ops')}"
             withEnv(["IMAGE=${opsTag}", "CONTAINERFILE=${cfg.opsContainerfile}", "BINARY=${cfg.binary}"]) {
                 sh '''
                     buildah build --isolation chroot --layers=false -f "$CONTAINERFILE" \

@@ -17,12 +17,14 @@ Map call(Map args = [:]) {
         return [:]
     }
     Map<String, String> digests = [:]
+    // created by the agent's user (uid 1000): the buildah container writes the digests into it as
+    // root, and writeFile below (the agent again) adds pushed.txt
+    sh 'mkdir -p images'
     // a short-lived registry token of the agent's Workload Identity; removed after the push
     container(cfg.tokenContainer) {
         sh '(umask 077; gcloud auth print-access-token > .registry-token)'
     }
     container(cfg.container) {
-        sh 'mkdir -p images'
         cfg.images.each { String image ->
             int colon = image.lastIndexOf(':')
             String repository = image.substring(0, colon)

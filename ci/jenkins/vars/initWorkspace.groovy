@@ -1,12 +1,15 @@
 // Initialize Workspace & Artifact Number: cleans the workspace, checks the commit out again,
 // works out which services changed, computes each one's artifact number
 // (<version in services/<svc>/Cargo.toml>-<build number>) and reports INPROGRESS to Bitbucket.
-// Sets env.SERVICES (comma-separated, may be empty) and env.ARTIFACT_<SVC> for each service;
-// returns the map service -> artifact number.
+// Sets env.SERVICES (comma-separated, may be empty) and env.ARTIFACT_<SVC> for each service, and,
+// when a service changed, env.ARTIFACT_OPS (the ops image's tag: <version in fintech/Cargo.toml>-
+// <build number>, the same binary); returns the map service -> artifact number.
 Map call(Map args = [:]) {
     Map defaults = [
         container: 'ops',
         servicesDir: 'services',
+        // the crate of the fintech binary, whose version names the ops image
+        opsManifest: 'fintech/Cargo.toml',
         // a change under any of these rebuilds every service: they are all in the one binary
         sharedPaths: ['Cargo.toml', 'Cargo.lock', 'crates/', 'fintech/', 'rust-toolchain.toml', 'ci/jenkins/images/'],
         bitbucketKey: 'fintech-service',
@@ -31,18 +34,17 @@ Map call(Map args = [:]) {
     List<String> changed = changedServices(all, cfg)
     Map<String, String> artifacts = [:]
     changed.each { String svc ->
-        String version = sh(returnStdout: true, script: """
-            sed -n '/^\\[package\\]/,/^\\[/{s/^version *= *"\\(.*\\)"/\\1/p}' ${cfg.servicesDir}/${svc}/Cargo.toml | head -n1
-        """).trim()
-        if (!version) {
-            error("initWorkspace: no version in ${cfg.servicesDir}/${svc}/Cargo.toml")
-        }
-        artifacts[svc] = "${version}-${env.BUILD_NUMBER}"
+        artifacts[svc] = "${packageVersion("${cfg.servicesDir}/${svc}/Cargo.toml")}-${env.BUILD_NUMBER}"
         env["ARTIFACT_${envKey(svc)}"] = artifacts[svc]
     }
     env.SERVICES = changed.join(',')
+    String numbers = artifacts.collect { k, v -> "${k}=${v}\n" }.join('')
+    if (changed) {
+        env.ARTIFACT_OPS = "${packageVersion(cfg.opsManifest)}-${env.BUILD_NUMBER}"
+        numbers += "ops=${env.ARTIFACT_OPS}\n"
+    }
     currentBuild.description = changed ? artifacts.collect { k, v -> "${k}:${v}" }.join(' ') : 'no service changed'
-    writeFile file: 'artifact-numbers.txt', text: artifacts.collect { k, v -> "${k}=${v}\n" }.join('')
+    writeFile file: 'artifact-numbers.txt', text: numbers
     archiveArtifacts artifacts: 'artifact-numbers.txt', allowEmptyArchive: true
 
     if (cfg.notify) {
@@ -81,6 +83,17 @@ List<String> changedServices(List<String> all, Map cfg) {
         return all
     }
     return all.findAll { String svc -> files.any { String f -> f.startsWith("${cfg.servicesDir}/${svc}/") } }
+}
+
+// The [package] version of a Cargo.toml.
+String packageVersion(String manifest) {
+    String version = sh(returnStdout: true, script: """
+        sed -n '/^\\[package\\]/,/^\\[/{s/^version *= *"\\(.*\\)"/\\1/p}' ${manifest} | head -n1
+    """).trim()
+    if (!version) {
+        error("initWorkspace: no version in ${manifest}")
+    }
+    return version
 }
 
 String envKey(String svc) {
