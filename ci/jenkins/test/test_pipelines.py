@@ -67,7 +67,8 @@ INFRA_STEPS = {
 STEP_WORK = {
     "initWorkspace": [r"cleanWs\(\)", r"Cargo\.toml", r"BUILD_NUMBER", r"env\.ARTIFACT_OPS = ",
                       r"fintech notify bitbucket --state INPROGRESS", r"--repository \"\$NOTIFY_REPOSITORY\""],
-    "sonarScan": [r"cargo clippy .*--message-format=json", r"cargo llvm-cov .*--lcov", r"withSonarQubeEnv",
+    "sonarScan": [r"tools_venv_install \"\$PWD/scripts/requirements/test-servers\.txt\"",
+                  r"cargo clippy .*--message-format=json", r"cargo llvm-cov .*--lcov", r"withSonarQubeEnv",
                   r"sonar-scanner", r"waitForQualityGate abortPipeline: true"],
     "cargoTest": [r"\./scripts/test\.sh --skip-image-checks"],
     "cargoBuild": [r"profile: 'image'", r"cargo build --profile \"\$PROFILE\" --locked --target", r"/\$PROFILE/fintech"],
@@ -550,7 +551,7 @@ def test_containerfile_bases_are_pinned(path):
 def test_ops_image_has_every_tool_the_ops_steps_run():
     text = (IMAGES / "Containerfile.ops").read_text()
     check = text[text.rindex("RUN gcloud --version"):]
-    tools = ["gcloud", "gke-gcloud-auth-plugin", "kubectl", "helm", "cloud-sql-proxy", "nc", "fintech"]
+    tools = ["gcloud", "gke-gcloud-auth-plugin", "kubectl", "helm", "cloud-sql-proxy", "nc", "git", "fintech"]
     for tool in tools:
         assert re.search(rf"(?<![\w-]){re.escape(tool)}\b", check), f"Containerfile.ops does not check {tool}"
     # GKE kubeconfigs exec the auth plugin: installed from Google's repository at the base's release
@@ -564,7 +565,7 @@ def test_ops_image_has_every_tool_the_ops_steps_run():
     used = set()
     for path in VARS.glob("*.groovy"):
         code = strip_comments_and_strings(path.read_text())
-        used |= {t for t in ["gcloud", "kubectl", "helm", "cloud-sql-proxy", "nc", "fintech"]
+        used |= {t for t in ["gcloud", "kubectl", "helm", "cloud-sql-proxy", "nc", "git", "fintech"]
                  if re.search(rf"(?m)(^|[\s(|;&]){re.escape(t)}\s", code)}
     assert used <= set(tools), used - set(tools)
 

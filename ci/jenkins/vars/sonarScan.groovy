@@ -11,8 +11,11 @@ void call(Map args = [:]) {
     ]
     Map cfg = defaults + args
     container(cfg.rustContainer) {
+        // llvm-cov runs the Rust tests, and the e-mail tests start aiosmtpd from the shared
+        // virtualenv: installed here as scripts/test.sh does, since this stage comes first
         sh '''
             mkdir -p reports
+            bash -c '. scripts/lib/tools-venv.sh && tools_venv_install "$PWD/scripts/requirements/test-servers.txt"'
             cargo clippy --workspace --all-targets --locked --message-format=json > reports/clippy.json
             cargo llvm-cov --workspace --locked --lcov --output-path reports/lcov.info
         '''
