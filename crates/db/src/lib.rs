@@ -108,6 +108,9 @@ impl Db {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // Statement journals (the undo of one multi-row statement inside a
+                        // transaction) stay in memory instead of spilling into temporary files.
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
                         let busy = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}");
                         conn.execute(sqlx::AssertSqlSafe(busy)).await?;
                     } else {

@@ -6,12 +6,20 @@
 //! them published. If it dies between publishing and marking, the rows are published again
 //! after restart: delivery is at least once, and consumers dedupe by event id ([`crate::inbox`]).
 //!
+//! A transaction that already writes rows its events can be built from (the ledger's
+//! append-only journal) stages a reference instead, with [`stage_derived`]: one row naming the
+//! event source and the keys of those rows; the relay builds the events from them when it
+//! publishes ([`EventSource`]).
+//!
 //! One relay per database runs at a time: it holds a lease row (`outbox_lease`) that it renews
 //! on every pass, so replicas of a service do not publish the same rows concurrently and the
 //! per-key order holds.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
 
 use fintech_db::sqlx::{self, AnyConnection, Row};
 use fintech_db::{Db, Engine};
@@ -58,6 +66,55 @@ pub async fn stage_many(conn: &mut AnyConnection, topic: &str, events: &[EventEn
     Ok(())
 }
 
+/// Events a service builds, when they are published, from rows it committed together with the
+/// outbox row that names them, instead of writing a second copy of those rows into the outbox.
+///
+/// The rows must never change once committed (an append-only journal), so every read builds the
+/// same events, with the same ids: a relay that publishes a row again after a crash sends exactly
+/// what it sent before, and consumers dedupe by event id as usual.
+#[async_trait]
+pub trait EventSource: Send + Sync + std::fmt::Debug {
+    /// The name stored in the outbox rows that reference this source.
+    fn name(&self) -> &'static str;
+    /// The events of `keys`, one per key, in the order of `keys`. A key without its row is an
+    /// error: the row was committed with the reference, so it cannot be missing.
+    async fn events(&self, conn: &mut AnyConnection, keys: &[String]) -> Result<Vec<EventEnvelope>, sqlx::Error>;
+}
+
+/// Stages the events that `source` will build from the rows `keys` (committed in this same
+/// transaction), in order, as one outbox row per [`MAX_EVENTS_PER_ROW`]. `first` gives the row's
+/// ordering key and event type (the first event's), for operators reading the table.
+pub async fn stage_derived(
+    conn: &mut AnyConnection,
+    topic: &str,
+    source: &'static str,
+    first: (&str, &str),
+    keys: &[String],
+) -> Result<(), sqlx::Error> {
+    for chunk in keys.chunks(MAX_EVENTS_PER_ROW) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let payload = serde_json::to_string(chunk).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(
+            "INSERT INTO outbox (event_id, topic, ordering_key, event_type, source, occurred_at, payload, event_count, \
+             derived_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(topic)
+        .bind(first.0)
+        .bind(first.1)
+        .bind(source)
+        .bind(fintech_telemetry::now_rfc3339())
+        .bind(payload)
+        .bind(i64::try_from(chunk.len()).unwrap_or(i64::MAX))
+        .bind(source)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Relay settings; every one is bounded.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -93,6 +150,10 @@ pub enum RelayError {
     Bus(#[from] crate::BusError),
     #[error("outbox row {0} has a payload that is not JSON")]
     CorruptPayload(i64),
+    #[error("outbox row {seq} names the event source {name:?}, which this relay does not have")]
+    UnknownSource { seq: i64, name: String },
+    #[error("outbox row {seq}: the event source {name:?} built {built} events for {keys} keys")]
+    IncompleteSource { seq: i64, name: String, keys: usize, built: usize },
 }
 
 /// Publishes a database's outbox to the bus.
@@ -103,11 +164,26 @@ pub struct OutboxRelay {
     config: RelayConfig,
     owner: String,
     wake: Arc<Notify>,
+    sources: HashMap<&'static str, Arc<dyn EventSource>>,
 }
 
 impl OutboxRelay {
     pub fn new(db: Db, bus: Arc<dyn EventBus>, config: RelayConfig) -> Self {
-        OutboxRelay { db, bus, config, owner: uuid::Uuid::new_v4().to_string(), wake: Arc::new(Notify::new()) }
+        OutboxRelay {
+            db,
+            bus,
+            config,
+            owner: uuid::Uuid::new_v4().to_string(),
+            wake: Arc::new(Notify::new()),
+            sources: HashMap::new(),
+        }
+    }
+
+    /// The event sources that rows staged with [`stage_derived`] name.
+    #[must_use]
+    pub fn with_sources(mut self, sources: impl IntoIterator<Item = Arc<dyn EventSource>>) -> Self {
+        self.sources.extend(sources.into_iter().map(|s| (s.name(), s)));
+        self
     }
 
     /// A handle that wakes the relay right away (call after committing staged events).
@@ -135,8 +211,8 @@ impl OutboxRelay {
     /// were published. The caller must hold the lease.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         let rows = sqlx::query(
-            "SELECT seq, event_id, topic, ordering_key, event_type, source, occurred_at, payload, event_count \
-             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?",
+            "SELECT seq, event_id, topic, ordering_key, event_type, source, occurred_at, payload, event_count, \
+             derived_from FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?",
         )
         .bind(i64::from(self.config.batch_size))
         .fetch_all(self.db.pool())
@@ -154,6 +230,20 @@ impl OutboxRelay {
             let seq: i64 = row.try_get("seq")?;
             let topic: String = row.try_get("topic")?;
             let payload: String = row.try_get("payload")?;
+            if let Some(name) = row.try_get::<Option<String>, _>("derived_from")? {
+                let keys: Vec<String> = serde_json::from_str(&payload).map_err(|_| RelayError::CorruptPayload(seq))?;
+                let Some(builder) = self.sources.get(name.as_str()) else {
+                    return Err(RelayError::UnknownSource { seq, name });
+                };
+                let mut conn = self.db.pool().acquire().await?;
+                let events = builder.events(&mut conn, &keys).await?;
+                if events.len() != keys.len() {
+                    let built = events.len();
+                    return Err(RelayError::IncompleteSource { seq, name, keys: keys.len(), built });
+                }
+                batch.extend(events.into_iter().map(|e| (seq, topic.clone(), e)));
+                continue;
+            }
             if row.try_get::<i64, _>("event_count")? > 1 {
                 let events: Vec<EventEnvelope> =
                     serde_json::from_str(&payload).map_err(|_| RelayError::CorruptPayload(seq))?;

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use fintech_db::sqlx::{self, Row};
 use fintech_db::{Db, Engine, PoolLimits};
 use fintech_events::memory::{InProcessBus, MemoryDeadLetters};
-use fintech_events::outbox::{OutboxRelay, RelayConfig, stage, stage_many};
+use fintech_events::outbox::{EventSource, OutboxRelay, RelayConfig, stage, stage_derived, stage_many};
 use fintech_events::{BusError, EventBus, EventEnvelope, EventHandler, HandlerError, RetryPolicy, Subscription, inbox};
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +66,38 @@ impl EventHandler for Effects {
     }
 }
 
+/// The business rows that derived outbox rows reference: the relay builds their events from them.
+#[derive(Debug)]
+struct Facts;
+
+#[async_trait]
+impl EventSource for Facts {
+    fn name(&self) -> &'static str {
+        "facts"
+    }
+
+    async fn events(&self, conn: &mut sqlx::AnyConnection, keys: &[String]) -> Result<Vec<EventEnvelope>, sqlx::Error> {
+        let mut events = Vec::new();
+        for key in keys {
+            let row = sqlx::query("SELECT k, n FROM facts WHERE id = ?").bind(key).fetch_one(&mut *conn).await?;
+            let n: i64 = row.try_get("n")?;
+            events.push(EventEnvelope {
+                id: format!("fact-{key}"),
+                event_type: "order.changed".into(),
+                source: "orders".into(),
+                ordering_key: row.try_get("k")?,
+                time: "2026-11-26T00:00:00Z".into(),
+                data: serde_json::json!({ "n": n }),
+            });
+        }
+        Ok(events)
+    }
+}
+
+fn sources() -> [Arc<dyn EventSource>; 1] {
+    [Arc::new(Facts)]
+}
+
 async fn database(engine: Engine) -> (Db, Option<tempfile::TempDir>) {
     let (url, dir) = match engine {
         Engine::Sqlite => {
@@ -88,6 +120,10 @@ async fn database(engine: Engine) -> (Db, Option<tempfile::TempDir>) {
     };
     db.migrate(platform).await.unwrap();
     sqlx::query(effects).execute(db.pool()).await.unwrap();
+    sqlx::query("CREATE TABLE facts (id VARCHAR(64) PRIMARY KEY, k VARCHAR(64) NOT NULL, n BIGINT NOT NULL)")
+        .execute(db.pool())
+        .await
+        .unwrap();
     (db, dir)
 }
 
@@ -96,7 +132,8 @@ async fn scalar(db: &Db, sql: &'static str) -> i64 {
 }
 
 /// Stages events `range` in transactions of three, like services do after a business write:
-/// every other transaction stages its three together (one outbox row carrying three events).
+/// one transaction in three stages them one by one, the next together (one outbox row carrying
+/// three events), the next by reference (one row naming three `facts` rows written with it).
 async fn produce(db: Db, range: std::ops::Range<usize>) {
     let ids: Vec<usize> = range.collect();
     for (i, chunk) in ids.chunks(3).enumerate() {
@@ -107,12 +144,27 @@ async fn produce(db: Db, range: std::ops::Range<usize>) {
                 EventEnvelope::new("order.changed", "orders", format!("k{}", n % KEYS), serde_json::json!({ "n": n }))
             })
             .collect();
-        if i % 2 == 0 {
-            for event in &events {
-                stage(&mut tx, TOPIC, event).await.unwrap();
+        match i % 3 {
+            0 => {
+                for event in &events {
+                    stage(&mut tx, TOPIC, event).await.unwrap();
+                }
             }
-        } else {
-            stage_many(&mut tx, TOPIC, &events).await.unwrap();
+            1 => stage_many(&mut tx, TOPIC, &events).await.unwrap(),
+            _ => {
+                let mut keys = Vec::new();
+                for &n in chunk {
+                    sqlx::query("INSERT INTO facts (id, k, n) VALUES (?, ?, ?)")
+                        .bind(format!("f{n}"))
+                        .bind(format!("k{}", n % KEYS))
+                        .bind(n as i64)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    keys.push(format!("f{n}"));
+                }
+                stage_derived(&mut tx, TOPIC, "facts", ("k0", "order.changed"), &keys).await.unwrap();
+            }
         }
         tx.commit().await.unwrap();
     }
@@ -142,7 +194,9 @@ async fn relay_killed_and_restarted_mid_stream(engine: Engine) {
     let producer = tokio::spawn(produce(db.clone(), EVENTS / 2..EVENTS));
 
     // First relay: killed (aborted at whatever await it is in) once part of the stream is through.
-    let first = tokio::spawn(OutboxRelay::new(db.clone(), bus.clone(), config.clone()).run(CancellationToken::new()));
+    let first = tokio::spawn(
+        OutboxRelay::new(db.clone(), bus.clone(), config.clone()).with_sources(sources()).run(CancellationToken::new()),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while scalar(&db, "SELECT COUNT(*) FROM effects").await < 150 {
         assert!(Instant::now() < deadline, "the first relay made no progress");
@@ -155,7 +209,8 @@ async fn relay_killed_and_restarted_mid_stream(engine: Engine) {
 
     // Second relay: a new owner, so it must wait for the dead relay's lease to expire.
     let stop = CancellationToken::new();
-    let second = tokio::spawn(OutboxRelay::new(db.clone(), bus.clone(), config).run(stop.clone()));
+    let second =
+        tokio::spawn(OutboxRelay::new(db.clone(), bus.clone(), config).with_sources(sources()).run(stop.clone()));
     producer.await.unwrap();
     loop {
         let pending = scalar(&db, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await;
@@ -170,7 +225,8 @@ async fn relay_killed_and_restarted_mid_stream(engine: Engine) {
     second.await.unwrap();
 
     // Rows carrying several events were among them, and every event was in exactly one row.
-    assert!(scalar(&db, "SELECT COUNT(*) FROM outbox WHERE event_count > 1").await > 0);
+    assert!(scalar(&db, "SELECT COUNT(*) FROM outbox WHERE event_count > 1 AND derived_from IS NULL").await > 0);
+    assert!(scalar(&db, "SELECT COUNT(*) FROM outbox WHERE derived_from = 'facts'").await > 0);
     assert_eq!(scalar(&db, "SELECT CAST(SUM(event_count) AS SIGNED) FROM outbox").await, EVENTS as i64);
     // Exactly one effect per event...
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM effects").await, EVENTS as i64);
@@ -214,4 +270,35 @@ async fn only_one_relay_holds_the_lease() {
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(b.acquire_lease().await.unwrap(), "an expired lease is taken over");
     assert!(!a.acquire_lease().await.unwrap());
+}
+
+/// A row naming an event source the relay does not have stops the relay at that row with an
+/// error that names it (publishing later rows first would break the per-key order); a relay
+/// that has the source publishes it.
+#[tokio::test]
+async fn a_row_of_an_unknown_source_is_not_skipped() {
+    let (db, _dir) = database(Engine::Sqlite).await;
+    let dead = MemoryDeadLetters::default();
+    let bus = Arc::new(InProcessBus::new(Arc::new(dead.clone())));
+    let effects = Arc::new(Effects { db: db.clone(), deliveries: AtomicUsize::new(0) });
+    let subscription = Subscription { name: "effects".into(), topic: TOPIC.into(), retry: RetryPolicy::default() };
+    bus.subscribe(subscription, effects.clone()).await.unwrap();
+    produce(db.clone(), 0..9).await;
+
+    let without = OutboxRelay::new(db.clone(), bus.clone(), RelayConfig::default());
+    let err = without.relay_once().await.unwrap_err();
+    assert!(err.to_string().contains("\"facts\""), "{err}");
+    // The pass publishes nothing (the pass's rows are read before any is published): all five
+    // rows (three single, one carrying three events, one derived) are still there.
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await, 5);
+
+    let with = OutboxRelay::new(db.clone(), bus, RelayConfig::default()).with_sources(sources());
+    with.relay_once().await.unwrap();
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scalar(&db, "SELECT COUNT(*) FROM effects").await < 9 {
+        assert!(Instant::now() < deadline, "the derived events were not delivered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(dead.all().is_empty());
 }

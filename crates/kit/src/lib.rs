@@ -87,6 +87,11 @@ pub trait Service: Send + Sync {
     fn openapi(&self) -> utoipa::openapi::OpenApi;
     /// Builds the routes; may spawn background work that stops on `ctx.shutdown`.
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started>;
+    /// The sources of the events it stages by reference
+    /// ([`fintech_events::outbox::stage_derived`]); its outbox relay builds them when publishing.
+    fn event_sources(&self) -> Vec<Arc<dyn fintech_events::outbox::EventSource>> {
+        Vec::new()
+    }
 }
 
 /// The configuration key of a service: `contact-us` → `contact_us`.
@@ -233,7 +238,8 @@ impl Host {
             if self.settings.migrations.on_start {
                 db.migrate(&migrator_for(*service, db.engine())).await.with_context(|| format!("migrating {name}"))?;
             }
-            let relay = OutboxRelay::new(db.clone(), Arc::clone(&self.bus), RelayConfig::default());
+            let relay = OutboxRelay::new(db.clone(), Arc::clone(&self.bus), RelayConfig::default())
+                .with_sources(service.event_sources());
             let ctx = ServiceContext {
                 db: db.clone(),
                 bus: Arc::clone(&self.bus),

@@ -480,10 +480,48 @@ async fn insert_transfers(conn: &mut AnyConnection, transfers: &[Transfer]) -> R
     Ok(())
 }
 
-fn stage_event(t: &Transfer) -> EventEnvelope {
-    let data = serde_json::to_value(t).unwrap_or_default();
-    // Ordered by the debit account: the events of one account's money leave in order.
-    EventEnvelope::new(format!("ledger.transfer.{}", t.kind.as_str()), SERVICE, t.debit_account_id.clone(), data)
+/// The name of the ledger's event source: events are built from the journal when published.
+pub const JOURNAL_EVENTS: &str = "ledger.journal";
+
+/// `ledger.transfer.<kind>`: the type of a transfer's event.
+fn event_type(t: &Transfer) -> String {
+    format!("ledger.transfer.{}", t.kind.as_str())
+}
+
+/// A transfer's event. Its id is derived from the transfer id (a name-based UUID, version 8 over
+/// SHA-256), so the event built again after a relay restart is the same event.
+fn transfer_event(t: &Transfer) -> Result<EventEnvelope, sqlx::Error> {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("fintech:ledger:transfer:{}", t.id).as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Ok(EventEnvelope {
+        id: uuid::Uuid::new_v8(bytes).to_string(),
+        event_type: event_type(t),
+        source: SERVICE.to_owned(),
+        // Ordered by the debit account: the events of one account's money leave in order.
+        ordering_key: t.debit_account_id.clone(),
+        time: t.created_at.clone(),
+        data: serde_json::to_value(t).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+    })
+}
+
+/// The ledger's transfer events, built from the journal (append-only) when the outbox relay
+/// publishes them: a group commit stages only its transfer ids.
+#[derive(Debug)]
+pub struct JournalEvents;
+
+#[async_trait::async_trait]
+impl fintech_events::outbox::EventSource for JournalEvents {
+    fn name(&self) -> &'static str {
+        JOURNAL_EVENTS
+    }
+
+    async fn events(&self, conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<EventEnvelope>, sqlx::Error> {
+        let mut found: HashMap<String, Transfer> =
+            load_transfers(conn, "id", ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+        ids.iter().filter_map(|id| found.remove(id)).map(|t| transfer_event(&t)).collect()
+    }
 }
 
 /// The group's working state: what is stored plus what this group has done so far, so that
@@ -716,8 +754,11 @@ async fn apply_group(db: &Db, ops: &[&Op]) -> Result<Vec<Result<Applied, LedgerE
         .collect();
     write_accounts(&mut tx, &changes).await?;
     insert_transfers(&mut tx, &work.new).await?;
-    let events: Vec<EventEnvelope> = work.new.iter().map(stage_event).collect();
-    fintech_events::outbox::stage_many(&mut tx, TOPIC, &events).await?;
+    if let Some(first) = work.new.first() {
+        let ids: Vec<String> = work.new.iter().map(|t| t.id.clone()).collect();
+        let first = (first.debit_account_id.as_str(), event_type(first));
+        fintech_events::outbox::stage_derived(&mut tx, TOPIC, JOURNAL_EVENTS, (first.0, &first.1), &ids).await?;
+    }
     tx.commit().await?;
     Ok(results)
 }
@@ -849,6 +890,85 @@ async fn sweeper(ledger: Ledger, shutdown: CancellationToken, every: Duration) {
                 Err(e) => tracing::warn!(error = &e as &dyn std::error::Error, "expiring a hold failed"),
             }
         }
+    }
+}
+
+/// The ledger's events, built from the journal by the outbox relay: one per new transfer, in
+/// order, with the transfer as data and an id that is the same every time it is built.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod event_tests {
+    use super::*;
+    use fintech_events::memory::{InProcessBus, MemoryDeadLetters};
+    use fintech_events::outbox::{OutboxRelay, RelayConfig};
+    use fintech_events::{EventBus, EventHandler, HandlerError, Subscription};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<EventEnvelope>>);
+
+    #[async_trait::async_trait]
+    impl EventHandler for Collect {
+        async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
+            self.0.lock().unwrap().push(event.clone());
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transfer_events_are_built_from_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/ledger.db", dir.path().display());
+        fintech_kit::migrate(&crate::LedgerService, &url).await.unwrap();
+        let db = Db::connect(&url, fintech_db::PoolLimits::default()).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let ledger = Ledger::start(db.clone(), Arc::new(Notify::new()), shutdown.clone(), Duration::from_secs(3600));
+        let usd: fintech_money::Currency = "USD".parse().unwrap();
+        for (id, overdraft) in [("funding", true), ("alice", false)] {
+            ledger
+                .create_account(&NewAccount { id: id.into(), currency: usd, allow_overdraft: overdraft })
+                .await
+                .unwrap();
+        }
+        let batch = vec![
+            NewTransfer::new("t1", "funding", "alice", 500, usd, "topup"),
+            NewTransfer::new("t2", "alice", "funding", 9_999, usd, "refused: not enough money"),
+            NewTransfer::new("t3", "alice", "funding", 200, usd, "fee"),
+        ];
+        let results = ledger.transfers(batch).await.unwrap();
+        assert!(results[1].is_err());
+        // A replay changes nothing and stages nothing.
+        ledger.transfer(NewTransfer::new("t1", "funding", "alice", 500, usd, "topup")).await.unwrap();
+        let rows: Vec<(String, Option<String>, i64)> =
+            sqlx::query_as("SELECT payload, derived_from, event_count FROM outbox").fetch_all(db.pool()).await.unwrap();
+        assert_eq!(rows, vec![(r#"["t1","t3"]"#.to_owned(), Some(JOURNAL_EVENTS.to_owned()), 2)]);
+
+        let bus = Arc::new(InProcessBus::new(Arc::new(MemoryDeadLetters::default())));
+        let seen = Arc::new(Collect::default());
+        let subscription = Subscription { name: "test".into(), topic: TOPIC.into(), retry: Default::default() };
+        bus.subscribe(subscription, seen.clone()).await.unwrap();
+        let relay = OutboxRelay::new(db.clone(), bus, RelayConfig::default())
+            .with_sources([Arc::new(JournalEvents) as Arc<dyn fintech_events::outbox::EventSource>]);
+        assert_eq!(relay.relay_once().await.unwrap(), 2);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while seen.0.lock().unwrap().len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "events not delivered");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let events = seen.0.lock().unwrap().clone();
+        assert_eq!(events.iter().map(|e| e.data["id"].as_str().unwrap()).collect::<Vec<_>>(), ["t1", "t3"]);
+        assert_eq!(events[0].event_type, "ledger.transfer.posted");
+        assert_eq!(events[0].ordering_key, "funding");
+        assert_eq!(events[1].data["amount_minor"], 200);
+        assert_eq!(events[1].data["debit_account_id"], "alice");
+        // Built again (a relay restarted before marking the row), the events are the same events.
+        let mut conn = db.pool().acquire().await.unwrap();
+        let again = fintech_events::outbox::EventSource::events(&JournalEvents, &mut conn, &["t1".into(), "t3".into()])
+            .await
+            .unwrap();
+        assert_eq!(again.iter().map(|e| &e.id).collect::<Vec<_>>(), events.iter().map(|e| &e.id).collect::<Vec<_>>());
+        assert_ne!(events[0].id, events[1].id);
+        shutdown.cancel();
     }
 }
 

@@ -60,6 +60,10 @@ impl Service for LedgerService {
         fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
     }
 
+    fn event_sources(&self) -> Vec<std::sync::Arc<dyn fintech_events::outbox::EventSource>> {
+        vec![std::sync::Arc::new(engine::JournalEvents)]
+    }
+
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         ApiDoc::openapi()
     }
