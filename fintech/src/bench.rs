@@ -28,6 +28,7 @@ const BATCH: usize = 1000;
 const ACCOUNTS: usize = 64;
 
 /// What one measurement produced.
+#[derive(Debug, Clone)]
 struct Figure {
     per_second: f64,
     p50_ms: Option<f64>,
@@ -145,7 +146,8 @@ async fn raw_single(db: &Db, concurrency: usize, seconds: u64) -> anyhow::Result
 
 /// One connection inserting 1000 transfer-shaped rows per transaction, for `seconds`.
 async fn raw_batched(db: &Db, seconds: u64) -> anyhow::Result<Figure> {
-    let values = vec!["(?, 'posted', ?, ?, ?, 'USD', 'bench', '', NULL, NULL, NULL, ?)"; BATCH].join(", ");
+    // Every column bound, as the ledger binds them (its values vary per row).
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; BATCH].join(", ");
     let sql = format!(
         "INSERT INTO bench_raw_transfers (id, kind, debit_account_id, credit_account_id, amount_minor, currency, code, \
          reference, pending_id, timeout_ms, expires_at_ms, created_at) VALUES {values}"
@@ -162,9 +164,16 @@ async fn raw_batched(db: &Db, seconds: u64) -> anyhow::Result<Figure> {
             let (debit, credit) = batch_accounts(i);
             q = q
                 .bind(format!("bench-raw-{round}-{i}"))
+                .bind("posted")
                 .bind(format!("bench:{debit}"))
                 .bind(format!("bench:{credit}"))
                 .bind(1i64)
+                .bind("USD")
+                .bind("bench")
+                .bind("")
+                .bind(None::<String>)
+                .bind(None::<i64>)
+                .bind(None::<i64>)
                 .bind(now.clone());
         }
         q.execute(&mut *tx).await?;
@@ -269,10 +278,11 @@ fn ratio(a: &Figure, b: &Figure) -> f64 {
 }
 
 /// Runs the ledger benchmark on one database URL and prints the figures.
-pub async fn ledger(url: &str, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+pub async fn ledger(url: &str, concurrencies: &[usize], seconds: u64) -> anyhow::Result<()> {
     let engine = Engine::from_url(url)?;
     let db = fresh_db(url).await.context("preparing the benchmark database")?;
-    println!("ledger benchmark on {engine:?}: {concurrency} concurrent callers, {seconds} s per phase");
+    let callers = concurrencies.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ");
+    println!("ledger benchmark on {engine:?}: {callers} concurrent callers, {seconds} s per phase");
     if engine == Engine::MySql {
         let row = sqlx::query("SELECT CAST(@@innodb_flush_log_at_trx_commit AS SIGNED)").fetch_one(db.pool()).await?;
         let flush: i64 = row.get(0);
@@ -282,25 +292,34 @@ pub async fn ledger(url: &str, concurrency: usize, seconds: u64) -> anyhow::Resu
             "the server does not flush the log at each commit; the figures would not be durable"
         );
     }
-    println!("  [1/4] raw single-row durable commits (1 connection, then {concurrency}) ...");
+    println!("  [1/4] raw single-row durable commits (1 connection, then {callers}) ...");
+    // The engine's limit at each concurrency is the better of 1 and C connections (SQLite's
+    // busy handler sleeps under contention; MariaDB shares log flushes between connections).
     let raw_one = raw_single(&db, 1, seconds).await?;
-    let raw_many = raw_single(&db, concurrency, seconds).await?;
-    // The engine's limit is the better of the two (SQLite's busy handler sleeps under contention).
-    let raw = if raw_one.per_second >= raw_many.per_second { raw_one } else { raw_many };
+    let mut raws = Vec::new();
+    for &c in concurrencies {
+        let many = raw_single(&db, c, seconds).await?;
+        raws.push(if raw_one.per_second >= many.per_second { raw_one.clone() } else { many });
+    }
     println!("  [2/4] raw batched inserts ({BATCH} rows per commit into a copy of the journal table) ...");
     let raw_batch = raw_batched(&db, seconds).await?;
     let shutdown = CancellationToken::new();
     let ledger =
         Ledger::start(db.clone(), Arc::new(tokio::sync::Notify::new()), shutdown.clone(), Duration::from_secs(3600));
     let accounts = setup_accounts(&ledger, ACCOUNTS).await?;
-    println!("  [3/4] ledger single transfers ...");
-    let single = ledger_single(&ledger, &accounts, concurrency, seconds).await?;
+    println!("  [3/4] ledger single transfers ({callers} callers) ...");
+    let mut singles = Vec::new();
+    for &c in concurrencies {
+        singles.push(ledger_single(&ledger, &accounts, c, seconds).await?);
+    }
     println!("  [4/4] ledger batches ({BATCH} transfers per call) ...");
     let batches = ledger_batches(&ledger, &accounts, seconds).await?;
     shutdown.cancel();
     println!();
-    println!("  raw single-row commits    {raw}   (best of 1 and {concurrency} connections)");
-    println!("  ledger single transfers   {single}   ratio {:.2}x raw commits", ratio(&single, &raw));
+    for ((c, raw), single) in concurrencies.iter().zip(&raws).zip(&singles) {
+        println!("  {c:>4} callers: raw single-row commits  {raw}   (best of 1 and {c} connections)");
+        println!("  {c:>4} callers: ledger single transfers {single}   ratio {:.2}x raw commits", ratio(single, raw));
+    }
     println!("  raw batched rows          {raw_batch}");
     println!("  ledger batched transfers  {batches}   ratio {:.2}x raw batched rows", ratio(&batches, &raw_batch));
     println!(

@@ -86,9 +86,10 @@ pub enum BenchTarget {
         /// names a database that will be created.
         #[arg(long)]
         database_url: Option<String>,
-        /// Concurrent callers.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
+        /// Concurrent callers of the single-transfer phases, comma-separated: one phase (and one
+        /// raw measurement) per value.
+        #[arg(long, value_delimiter = ',', default_values_t = [16, 32])]
+        concurrency: Vec<usize>,
         /// Seconds per phase.
         #[arg(long, default_value_t = 5)]
         seconds: u64,

@@ -59,7 +59,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             fintech_telemetry::init("fintech-bench", "warn");
             let tmp = std::env::temp_dir().join(format!("fintech-bench-{}", std::process::id()));
             let url = database_url.unwrap_or_else(|| format!("sqlite://{}/ledger.db", tmp.display()));
-            let result = bench::ledger(&url, concurrency.clamp(1, 1024), seconds.clamp(1, 600)).await;
+            let concurrency: Vec<usize> = concurrency.into_iter().map(|c| c.clamp(1, 1024)).take(8).collect();
+            let result = bench::ledger(&url, &concurrency, seconds.clamp(1, 600)).await;
             let _ = std::fs::remove_dir_all(&tmp);
             result
         }
