@@ -102,6 +102,7 @@ module "gke" {
   node_network_tag           = module.network.node_network_tag
   master_ipv4_cidr_block     = "172.16.0.0/28"
   master_authorized_networks = var.master_authorized_networks
+  enable_private_endpoint    = var.gke.private_endpoint
   release_channel            = var.gke.release_channel
   node_pools                 = var.gke.node_pools
   database_encryption_key    = local.cmek.gke

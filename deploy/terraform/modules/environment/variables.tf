@@ -162,9 +162,10 @@ variable "vault_kms_key_id" {
 }
 
 variable "gke" {
-  description = "The cluster's release channel (RAPID, REGULAR, STABLE or EXTENDED) and its autoscaled node pools by name; min_count and max_count are per zone."
+  description = "The cluster's release channel (RAPID, REGULAR, STABLE or EXTENDED), its autoscaled node pools by name (min_count and max_count are per zone), and private_endpoint: the control plane on its private IP only (then the Jenkins agents must reach the environment's VPC, and ci/jenkins/vars/fintechEnv.groovy must set privateEndpoint for it)."
   type = object({
-    release_channel = string
+    release_channel  = string
+    private_endpoint = optional(bool, false)
     node_pools = map(object({
       machine_type = string
       min_count    = number
