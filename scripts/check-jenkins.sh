@@ -6,9 +6,12 @@
 #   2. npm-groovy-lint --noserver over the same files (errors fail the run, warnings are printed);
 #   3. the pytest suite in ci/jenkins/test: stage names and order, the step each stage calls,
 #      Cleanup in post { always }, input before production, every library step exists, the
-#      Jenkins Helm values (pinned agent images, least-privilege containers), the agent
-#      Containerfiles, Sonar settings, and every `fintech ...` call against the CLI surface in
-#      ci/jenkins/test/fintech-cli.json (kept equal to the binary by fintech/tests/cli_surface.rs).
+#      Jenkins Helm values rendered as the chart's `tpl` does (pinned agent images, least-privilege
+#      containers, the input submitters equal to the approvers the matrix grants, the three jobs),
+#      a pod-health gate and a rollback for every Helm release, private cluster endpoints, the
+#      tooling images pipeline, the agent Containerfiles, Sonar settings, and every `fintech ...`
+#      call against the CLI surface in ci/jenkins/test/fintech-cli.json (kept equal to the binary
+#      by fintech/tests/cli_surface.rs).
 #
 # It first installs what is missing (idempotent; run as root on a fresh Debian 12):
 #   apt      groovy (and openjdk-17-jre-headless, npm, python3-venv if absent)

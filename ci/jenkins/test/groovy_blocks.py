@@ -114,3 +114,16 @@ class Jenkinsfile:
 def in_post_always(stage: Stage) -> bool:
     anc = stage.ancestors
     return "post" in anc and "always" in anc and anc.index("post") < anc.index("always")
+
+
+def single_quoted_scripts(text: str):
+    """The contents of the '''...''' strings of a Groovy file (the `sh` scripts of a step), as the
+    shell receives them: Groovy's escapes applied (\\\\ is one backslash, a backslash before a
+    newline joins the lines)."""
+    escapes = {"\\": "\\", "'": "'", '"': '"', "$": "$", "n": "\n", "t": "\t", "\n": ""}
+
+    def unescape(m):
+        return escapes.get(m.group(1), m.group(0))
+
+    return [re.sub(r"\\(.)", unescape, body, flags=re.S)
+            for body in re.findall(r"'''(.*?)'''", strip_comments_and_strings(text), re.S)]

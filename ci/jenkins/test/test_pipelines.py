@@ -2,12 +2,13 @@
 stage names and order, the library step or command each stage uses, Cleanup in post { always },
 approvals before production, every library step present, and the Jenkins Helm values."""
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from groovy_blocks import Jenkinsfile, in_post_always, strip_comments_and_strings
+from jenkins_values import MOVING_TAGS, PINS, casc_scripts, image_problem, load_values, pod_templates
 
 JENKINS = Path(__file__).resolve().parent.parent
 ROOT = JENKINS.parent.parent
@@ -65,16 +66,25 @@ INFRA_STEPS = {
 
 # library step -> what it must run to do its work (regular expressions, in this order)
 STEP_WORK = {
-    "initWorkspace": [r"cleanWs\(\)", r"Cargo\.toml", r"BUILD_NUMBER", r"env\.ARTIFACT_OPS = ",
+    "initWorkspace": [r"cleanWs\(\)", r"Cargo\.toml", r"BUILD_NUMBER",
                       r"fintech notify bitbucket --state INPROGRESS", r"--repository \"\$NOTIFY_REPOSITORY\""],
+    "initToolingWorkspace": [r"fintech/Cargo\.toml", r"Containerfile\.agent-rust", r"cleanWs\(\)", r"checkout scm",
+                             r"BRANCH_NAME", r"FROM rust:", r"env\.ARTIFACT_OPS = \"\$\{opsVersion\}-\$\{env\.BUILD_NUMBER\}\"",
+                             r"env\.ARTIFACT_AGENT_RUST = \"\$\{rustVersion\}-\$\{env\.BUILD_NUMBER\}\"",
+                             r"archiveArtifacts"],
+    "agentImagePins": [r"'agent-rust': 'agentRust'", r"images/\$\{name\}\.digest", r"sha256:\[0-9a-f\]\{64\}",
+                       r"ARTIFACT_", r"writeFile", r"archiveArtifacts", r"echo"],
     "sonarScan": [r"tools_venv_install \"\$PWD/scripts/requirements/test-servers\.txt\"",
                   r"cargo clippy .*--message-format=json", r"cargo llvm-cov .*--lcov", r"withSonarQubeEnv",
                   r"sonar-scanner", r"waitForQualityGate abortPipeline: true"],
     "cargoTest": [r"\./scripts/test\.sh --skip-image-checks"],
     "cargoBuild": [r"profile: 'image'", r"cargo build --profile \"\$PROFILE\" --locked --target", r"/\$PROFILE/fintech"],
-    "imageBuild": [r"git log -1 --format=%ct", r"image build \"\$SERVICE\" --registry", r"--tag \"\$TAG\"",
-                   r"--revision \"\$GIT_COMMIT\"", r"ops:\$\{artifactOf\('ops'\)\}", r"buildah build", r"ARTIFACT_"],
-    "imagePush": [r"branch: 'master'", r"BRANCH_NAME != cfg\.branch", r"buildah login", r"buildah push --digestfile",
+    "imageBuild": [r"Containerfile\.ops", r"Containerfile\.agent-rust", r"git log -1 --format=%ct",
+                   r"image build \"\$SERVICE\" --registry", r"--tag \"\$TAG\"", r"--revision \"\$GIT_COMMIT\"",
+                   r"cfg\.agentImages\.each", r"\$\{name\}:\$\{artifactOf\(name\)\}", r"--build-arg BINARY=",
+                   r"buildah build \"\$@\" \"\$CONTEXT\"", r"ARTIFACT_"],
+    "imagePush": [r"branch: 'master'", r"agentImages: \['ops', 'agent-rust'\]", r"BRANCH_NAME != cfg\.branch",
+                  r"buildah login", r"name in cfg\.agentImages", r"buildah push --digestfile",
                   r"set \+x", r"image push \"\$NAME\" .*--digest-out images", r"archiveArtifacts"],
     "notifyResult": [r"group", r"git log -1 --format=%ae", r"fintech notify bitbucket", r"--repository",
                      r"fintech notify email", r"--from \"\$MAIL_FROM\"", r"exit \"\$failed\""],
@@ -82,18 +92,29 @@ STEP_WORK = {
                        r"archiveArtifacts", r"approval\(", r"apply .*tfplan"],
     "terraformDestroy": [r"refusing to destroy", r"destroy -no-color -auto-approve"],
     "sqlSetup": [r"cloud-sql-proxy", r"fintech migrate all --database-url"],
-    "helmDeploy": [r"nginx-gateway-fabric\.version", r"helm upgrade --install ngf oci://ghcr\.io/nginx/charts/nginx-gateway-fabric",
-                   r"helm history", r"helm dependency build", r"helm upgrade --install \"\$RELEASE\" \"\$CHART\"",
-                   r"-f \"\$VALUES\" -f \"\$IMAGES\""],
-    "podHealthGate": [r"fintech verify-rollout"],
+    "helmDeploy": [r"nginx-gateway-fabric\.version", r"GATEWAY_CHART=\$\{e\.gatewayChart\}",
+                   r"gatewayPrevious = revisionOf\(e\.gatewayRelease, e\.gatewayNamespace\)",
+                   r"helm upgrade --install \"\$GATEWAY_RELEASE\" \"\$GATEWAY_CHART\"",
+                   r"previous = revisionOf\(e\.release, e\.namespace\)", r"helm dependency build",
+                   r"helm upgrade --install \"\$RELEASE\" \"\$CHART\"", r"-f \"\$VALUES\" -f \"\$IMAGES\"",
+                   r"env\.GATEWAY_PREVIOUS_REVISION = gatewayPrevious", r"helm history"],
+    "podHealthGate": [r"app\.kubernetes\.io/instance=\$\{e\.release\}",
+                      r"app\.kubernetes\.io/instance=\$\{e\.gatewayRelease\}",
+                      r"gateway\.networking\.k8s\.io/gateway-name=\$\{e\.gatewayName\}", r"targets\.each",
+                      r"fintech verify-rollout --namespace \"\$NAMESPACE\" --selector \"\$SELECTOR\"",
+                      r"archiveArtifacts", r"if \(failed\)"],
     "releasePlan": [r"set \+x", r"fintech release-plan", r"--proxy-image", r"--images-out", r"readJSON", r"readYaml"],
-    "helmRollback": [r"helm rollback", r"podHealthGate"],
-    "approval": [r"input\(", r"submitter", r"'No', 'Yes'", r"answer == 'Yes'"],
+    "helmRollback": [r"\[release: e\.release, namespace: e\.namespace, revision: cfg\.revision\]",
+                     r"\[release: e\.gatewayRelease, namespace: e\.gatewayNamespace, revision: cfg\.gatewayRevision\]",
+                     r"<= 0", r"helm rollback \"\$RELEASE\" \"\$REVISION\"", r"podHealthGate"],
+    "approval": [r"submitter: env\.FINTECH_RELEASE_APPROVERS", r"if \(!cfg\.submitter\?\.trim\(\)\)", r"error\(",
+                 r"input\(", r"submitter: cfg\.submitter", r"'No', 'Yes'", r"answer == 'Yes'"],
     "withApproval": [r"approval\(", r"if \(!yes\)", r"withDeployAgent"],
     "withDeployAgent": [r"podTemplate", r"node\(POD_LABEL\)", r"checkout scm"],
-    "clusterCredentials": [r"command -v gke-gcloud-auth-plugin", r"gcloud container clusters get-credentials",
-                           r"kubectl auth can-i list pods"],
-    "fintechEnv": [r"fintech-ci", r"fintech-stg", r"fintech-prod", r"deploy/terraform/envs/"],
+    "clusterCredentials": [r"e\.privateEndpoint", r"--internal-ip", r"command -v gke-gcloud-auth-plugin",
+                           r"gcloud container clusters get-credentials .*\$ENDPOINT_ARGS", r"kubectl auth can-i list pods"],
+    "fintechEnv": [r"gatewayRelease: 'ngf'", r"gatewayNamespace: 'nginx-gateway'", r"fintech-ci", r"fintech-stg",
+                   r"fintech-prod", r"deploy/terraform/envs/", r"gatewayName"],
 }
 
 # steps provided by Jenkins and its plugins (not by the library)
@@ -106,6 +127,7 @@ BUILT_IN = {
 
 SERVICE = JENKINS / "Jenkinsfile.service"
 INFRA = JENKINS / "Jenkinsfile.infrastructure"
+TOOLING = JENKINS / "Jenkinsfile.tooling-images"
 
 
 @pytest.fixture(scope="module")
@@ -250,13 +272,7 @@ def test_production_upgrades_only_changed_digests(infra):
     assert "cfg.changed.isEmpty()" in var_text("helmDeploy")
 
 
-def test_approval_is_yes_no_limited_to_a_group():
-    text = var_text("approval")
-    assert "choices: ['No', 'Yes']" in text
-    assert "submitter: 'fintech-release-approvers'" in text
-
-
-@pytest.mark.parametrize("path", [SERVICE, INFRA])
+@pytest.mark.parametrize("path", [SERVICE, INFRA, TOOLING], ids=lambda p: p.name)
 def test_pipeline_options(path):
     text = path.read_text()
     for option in ["disableConcurrentBuilds()", "timeout(time:", "buildDiscarder(logRotator("]:
@@ -268,7 +284,8 @@ def test_pipeline_options(path):
 
 REQUIRED_STEPS = ["initWorkspace", "sonarScan", "cargoTest", "cargoBuild", "imageBuild", "imagePush",
                   "notifyResult", "terraformApply", "terraformDestroy", "sqlSetup", "helmDeploy",
-                  "podHealthGate", "releasePlan", "helmRollback", "approval"]
+                  "podHealthGate", "releasePlan", "helmRollback", "approval", "initToolingWorkspace",
+                  "agentImagePins"]
 
 
 @pytest.mark.parametrize("step", REQUIRED_STEPS)
@@ -285,7 +302,7 @@ def test_step_has_call_with_defaults_map(path):
     assert text.lstrip().startswith("//"), "a comment saying what the step does"
 
 
-@pytest.mark.parametrize("path", [SERVICE, INFRA], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [SERVICE, INFRA, TOOLING], ids=lambda p: p.name)
 def test_every_called_step_exists(path):
     jf = Jenkinsfile(path.read_text())
     library = {p.stem for p in VARS.glob("*.groovy")}
@@ -335,16 +352,12 @@ def test_gstring_check_catches_interpolated_secret():
 
 @pytest.fixture(scope="module")
 def values():
-    return yaml.safe_load((JENKINS / "jenkins-values.yaml").read_text())
+    return load_values()
 
 
 @pytest.fixture(scope="module")
 def casc(values):
-    scripts = values["controller"]["JCasC"]["configScripts"]
-    merged = {}
-    for text in scripts.values():
-        merged.update(yaml.safe_load(text))
-    return merged
+    return casc_scripts(values)
 
 
 def _walk(node, path=""):
@@ -393,55 +406,6 @@ def test_values_jobs_and_library(casc):
     assert casc["unclassified"]["mailer"]["smtpHost"]
 
 
-def test_values_approval_group(values):
-    matrix = values["controller"]["JCasC"]["authorizationStrategy"]
-    assert "fintech-release-approvers" in matrix
-
-
-# Test pins for the values the install must supply (fintechAgentImages): any well-formed ones.
-PINS = {"fintechAgentImages.ops.tag": "0.1.0-42", "fintechAgentImages.agentRust.tag": "1.95.0-1",
-        "fintechAgentImages.ops.digest": "sha256:" + "a" * 64,
-        "fintechAgentImages.agentRust.digest": "sha256:" + "b" * 64}
-# Tags that name whatever was pushed last, not a version.
-MOVING_TAGS = {"latest", "stable", "edge", "nightly", "main", "master", "lts", "current", "rolling", "dev", "beta"}
-TEMPLATE_VALUE = re.compile(r"\{\{\s*(?:required\s+`[^`]*`\s+)?\.Values\.([\w.]+)\s*\}\}")
-
-
-def render_values(text, values, pins=None):
-    """The chart renders each pod template with `tpl`: the expressions used there are
-    `{{ .Values.x }}` and `{{ required `why` .Values.x }}`. Empty values take the test pins."""
-    def value(m):
-        node = values
-        for key in m.group(1).split("."):
-            node = node[key]
-        return str(node) if node != "" else (pins or PINS)[m.group(1)]
-    rendered = TEMPLATE_VALUE.sub(value, text)
-    assert "{{" not in rendered, f"an expression the test does not render: {rendered}"
-    return rendered
-
-
-def pod_templates(values):
-    """label -> pod spec, rendered as the chart would (with the test pins)."""
-    pods = {}
-    for text in values["agent"]["podTemplates"].values():
-        tpl = yaml.safe_load(render_values(text, values))[0]
-        pods[tpl["label"]] = yaml.safe_load(tpl["yaml"])["spec"]
-    return pods
-
-
-def image_problem(image):
-    """Why an image reference is not pinned to one version, or None."""
-    ref, _, digest = image.partition("@")
-    if digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-        return f"{image}: malformed digest"
-    name, colon, tag = ref.rpartition(":")
-    if not colon or "/" in tag:
-        return None if digest else f"{image}: no tag and no digest"
-    if tag.lower() in MOVING_TAGS or not re.match(r"v?\d", tag):
-        return f"{image}: moving tag {tag!r}"
-    return None
-
-
 def test_image_check_refuses_moving_tags():
     for bad in ["ops:stable", "x/ops:latest", "x/ops", "quay.io/buildah/stable", "x/ops:main", "x/y:1@sha256:12"]:
         assert image_problem(bad), bad
@@ -459,7 +423,8 @@ def test_values_pod_templates_have_the_containers_steps_use(values):
             assert image_problem(c["image"]) is None, image_problem(c["image"])
             assert c.get("resources", {}).get("limits"), c["name"]
     assert set(containers) == {"fintech-rust", "fintech-deploy"}
-    service_steps = ["initWorkspace", "sonarScan", "cargoTest", "cargoBuild", "imageBuild", "imagePush", "notifyResult"]
+    service_steps = ["initWorkspace", "sonarScan", "cargoTest", "cargoBuild", "imageBuild", "imagePush", "notifyResult",
+                     "initToolingWorkspace", "agentImagePins"]   # the last two: the tooling images pipeline
     infra_steps = ["terraformApply", "terraformDestroy", "sqlSetup", "helmDeploy", "podHealthGate", "releasePlan",
                    "helmRollback", "clusterCredentials", "notifyResult"]
     for steps, label in [(service_steps, "fintech-rust"), (infra_steps, "fintech-deploy")]:
@@ -560,7 +525,8 @@ def test_ops_image_has_every_tool_the_ops_steps_run():
     assert f"ARG CLOUD_SDK_VERSION={base_version}" in text
     for arg in ["KUBECTL_VERSION", "HELM_VERSION", "CLOUD_SQL_PROXY_VERSION"]:
         assert re.search(rf"^ARG {arg}=\d+\.\d+\.\d+$", text, re.M), arg
-    assert "kubectl.sha256" in text and ".sha256sum" in text and text.count("sha256sum -c") == 2
+    # kubectl and helm against their published checksums, cloud-sql-proxy against the pinned one
+    assert "kubectl.sha256" in text and ".sha256sum" in text and text.count("sha256sum -c") == 3
     # every tool the library runs in the ops container is one of them
     used = set()
     for path in VARS.glob("*.groovy"):
@@ -568,6 +534,42 @@ def test_ops_image_has_every_tool_the_ops_steps_run():
         used |= {t for t in ["gcloud", "kubectl", "helm", "cloud-sql-proxy", "nc", "git", "fintech"]
                  if re.search(rf"(?m)(^|[\s(|;&]){re.escape(t)}\s", code)}
     assert used <= set(tools), used - set(tools)
+
+
+def test_ops_image_pins_and_checks_cloud_sql_proxy():
+    text = (IMAGES / "Containerfile.ops").read_text()
+    # no checksum file is published next to the binary: the hash is pinned here (an ARG, empty
+    # until someone fills it from the release notes); the build stops before any download without
+    # a well-formed one, and the download is checked against it
+    arg = re.search(r"^ARG CLOUD_SQL_PROXY_SHA256=(.*)$", text, re.M)
+    assert arg and re.fullmatch(r"(|[0-9a-f]{64})", arg.group(1)), "CLOUD_SQL_PROXY_SHA256: empty or 64 hex digits"
+    guard = text.index('[ "${#CLOUD_SQL_PROXY_SHA256}" -eq 64 ]')
+    assert text.index("CLOUD_SQL_PROXY_SHA256") < guard < text.index("curl ")
+    assert re.search(r'echo "\$\{CLOUD_SQL_PROXY_SHA256\}  /usr/local/bin/cloud-sql-proxy" \| sha256sum -c -', text)
+    assert text.index("cloud-sql-proxy.linux.amd64") < text.index("/usr/local/bin/cloud-sql-proxy\" | sha256sum -c")
+    # the same proxy release as the chart's sidecar
+    chart = (ROOT / "deploy/helm/fintech/values.yaml").read_text()
+    sidecar = re.search(r'cloud-sql-proxy\n\s+tag: "([\d.]+)"', chart).group(1)
+    assert f"ARG CLOUD_SQL_PROXY_VERSION={sidecar}" in text
+
+
+def test_ops_image_guard_refuses_a_missing_checksum(tmp_path):
+    text = (IMAGES / "Containerfile.ops").read_text()
+    guard = re.search(r"^RUN (case \"\$\{CLOUD_SQL_PROXY_SHA256\}\".*?\n    \})$", text, re.M | re.S).group(1)
+    script = guard.replace("\\\n", "")   # the Containerfile's line continuations
+    for value, ok in [("", False), ("abc", False), ("A" * 64, False), ("a" * 64 + "\n", False), ("a" * 63 + "\n", False),
+                      ("0" * 63, False), ("0" * 65, False),
+                      ("0123456789abcdef" * 4, True)]:
+        env = {"CLOUD_SQL_PROXY_SHA256": value, "CLOUD_SQL_PROXY_VERSION": "2.23.0", "PATH": "/usr/bin:/bin"}
+        result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+        assert (result.returncode == 0) == ok, (value, result.stderr)
+
+
+def test_ops_image_helm_is_the_release_the_chart_checks_use():
+    text = (IMAGES / "Containerfile.ops").read_text()
+    checks = (ROOT / "scripts/check-helm.sh").read_text()
+    wanted = re.search(r"^HELM_VERSION=v(\d+\.\d+\.\d+)$", checks, re.M).group(1)
+    assert f"ARG HELM_VERSION={wanted}" in text
 
 
 def test_rust_agent_image_has_what_the_test_command_installs():

@@ -1,8 +1,9 @@
 // Image Push (master only): pushes each built image with its artifact-number tag and records the
 // digest the registry reports (images/<name>.digest, archived; `fintech release-plan` deploys by
 // these digests, never by tag). Service images go through `fintech image push`, which also reads
-// the manifest back from the registry and fails unless its digest is the recorded one.
-// Authenticates with the agent's Workload Identity.
+// the manifest back from the registry and fails unless its digest is the recorded one; our agent
+// images (agentImages: built by imageBuild from their own Containerfiles) through
+// `buildah push --digestfile`. Authenticates with the agent's Workload Identity.
 Map call(Map args = [:]) {
     Map defaults = [
         container: 'buildah',
@@ -10,6 +11,8 @@ Map call(Map args = [:]) {
         branch: 'master',
         images: (env.BUILT_IMAGES ?: '').split(',').findAll { String s -> s } as List,
         binary: env.FINTECH_BINARY ?: 'target/x86_64-unknown-linux-musl/image/fintech',
+        // images that are not services: pushed with buildah alone
+        agentImages: ['ops', 'agent-rust'],
     ]
     Map cfg = defaults + args
     if (env.BRANCH_NAME != cfg.branch) {
@@ -35,7 +38,7 @@ Map call(Map args = [:]) {
                     registry_host=${IMAGE%%/*}
                     buildah login -u oauth2accesstoken --password-stdin "$registry_host" < .registry-token
                 '''
-                if (name == 'ops') {
+                if (name in cfg.agentImages) {
                     sh 'buildah push --digestfile "$DIGEST_FILE" "$IMAGE" "docker://$IMAGE"'
                 } else {
                     // set +x: the token must not reach the build log

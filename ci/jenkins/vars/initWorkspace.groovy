@@ -1,15 +1,13 @@
 // Initialize Workspace & Artifact Number: cleans the workspace, checks the commit out again,
 // works out which services changed, computes each one's artifact number
 // (<version in services/<svc>/Cargo.toml>-<build number>) and reports INPROGRESS to Bitbucket.
-// Sets env.SERVICES (comma-separated, may be empty) and env.ARTIFACT_<SVC> for each service, and,
-// when a service changed, env.ARTIFACT_OPS (the ops image's tag: <version in fintech/Cargo.toml>-
-// <build number>, the same binary); returns the map service -> artifact number.
+// Sets env.SERVICES (comma-separated, may be empty) and env.ARTIFACT_<SVC> for each service;
+// returns the map service -> artifact number. (The agent images, ops and agent-rust, are built by
+// the tooling images pipeline: initToolingWorkspace.)
 Map call(Map args = [:]) {
     Map defaults = [
         container: 'ops',
         servicesDir: 'services',
-        // the crate of the fintech binary, whose version names the ops image
-        opsManifest: 'fintech/Cargo.toml',
         // a change under any of these rebuilds every service: they are all in the one binary
         sharedPaths: ['Cargo.toml', 'Cargo.lock', 'crates/', 'fintech/', 'rust-toolchain.toml', 'ci/jenkins/images/'],
         bitbucketKey: 'fintech-service',
@@ -39,10 +37,6 @@ Map call(Map args = [:]) {
     }
     env.SERVICES = changed.join(',')
     String numbers = artifacts.collect { k, v -> "${k}=${v}\n" }.join('')
-    if (changed) {
-        env.ARTIFACT_OPS = "${packageVersion(cfg.opsManifest)}-${env.BUILD_NUMBER}"
-        numbers += "ops=${env.ARTIFACT_OPS}\n"
-    }
     currentBuild.description = changed ? artifacts.collect { k, v -> "${k}:${v}" }.join(' ') : 'no service changed'
     writeFile file: 'artifact-numbers.txt', text: numbers
     archiveArtifacts artifacts: 'artifact-numbers.txt', allowEmptyArchive: true

@@ -10,7 +10,7 @@ boolean call(Map args = [:]) {
         tfvarsCredentials: null,          // secret file; default terraform-tfvars-<env>
         stateBucket: env.TF_STATE_BUCKET ?: 'fintech-tfstate',
         requireApproval: false,
-        approvers: 'fintech-release-approvers',
+        approvers: env.FINTECH_RELEASE_APPROVERS,   // see approval
     ]
     Map cfg = defaults + args
     Map e = fintechEnv(name: cfg.environment)

@@ -4,7 +4,7 @@
 boolean call(Map args = [:], Closure body) {
     Map defaults = [
         message: 'Proceed?',
-        submitter: 'fintech-release-approvers',
+        submitter: env.FINTECH_RELEASE_APPROVERS,   // see approval
         environment: 'staging',
         timeoutMinutes: 60,
     ]
