@@ -12,6 +12,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::{AnyConnection, AnyPool};
@@ -55,7 +56,7 @@ where
     })
 }
 
-pub(crate) async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Unit>) {
+pub(crate) async fn writer(pool: AnyPool, gate: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receiver<Unit>) {
     let mut expected = 1;
     while let Some(first) = rx.recv().await {
         let mut units = vec![first];
@@ -70,16 +71,17 @@ pub(crate) async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Unit>) {
             }
         }
         expected = units.len();
-        run_group(&pool, units).await;
+        run_group(&pool, &gate, units).await;
     }
 }
 
 /// Runs the units in one transaction. Units that never ran (the transaction could not start,
 /// or a savepoint failed) are dropped, which tells their callers nothing was written.
-async fn run_group(pool: &AnyPool, units: Vec<Unit>) {
+async fn run_group(pool: &AnyPool, gate: &Arc<tokio::sync::Mutex<()>>, units: Vec<Unit>) {
     let mut delivers: Vec<Deliver> = Vec::with_capacity(units.len());
     let outcome: Result<(), sqlx::Error> = async {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        // In turn with the database's other writers in this process (`Db::begin_write`).
+        let mut tx = crate::begin_sqlite_write(pool, gate).await?;
         for unit in units {
             sqlx::query("SAVEPOINT unit").execute(&mut *tx).await?;
             let (ok, deliver) = unit(&mut tx).await;
@@ -149,6 +151,44 @@ mod tests {
         let (count, sum): (i64, i64) = (rows.get(0), rows.get(1));
         let expected: i64 = (0..200).filter(|i| i % 10 != 0).sum();
         assert_eq!((count, sum), (1 + 180, expected));
+    }
+
+    /// Group-commit units and whole write transactions on the same SQLite database take turns
+    /// at the process's write gate: all commit, none waits on SQLite's busy handler or fails.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn units_and_write_transactions_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/g.db", dir.path().display()), PoolLimits::default()).await.unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER NOT NULL)").execute(db.pool()).await.unwrap();
+        let mut handles = Vec::new();
+        for task in 0..16 {
+            let db = db.clone();
+            handles.push(tokio::spawn(async move {
+                for i in 0..20 {
+                    let k = format!("{task}-{i}");
+                    if (task + i) % 2 == 0 {
+                        db.write(move |conn| {
+                            Box::pin(async move {
+                                sqlx::query("INSERT INTO t (k, n) VALUES (?, 1)").bind(k).execute(&mut *conn).await?;
+                                Ok(())
+                            })
+                        })
+                        .await?;
+                    } else {
+                        let mut tx = db.begin_write().await?;
+                        sqlx::query("INSERT INTO t (k, n) VALUES (?, 1)").bind(k).execute(&mut *tx).await?;
+                        tokio::task::yield_now().await;
+                        tx.commit().await?;
+                    }
+                }
+                Ok::<_, sqlx::Error>(())
+            }));
+        }
+        for result in futures_join(handles).await {
+            result.unwrap().unwrap();
+        }
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t").fetch_one(db.pool()).await.unwrap();
+        assert_eq!(count, 16 * 20);
     }
 
     async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<Result<T, tokio::task::JoinError>> {

@@ -194,17 +194,28 @@ impl OutboxRelay {
     /// Takes or renews the lease. False when another live relay holds it.
     pub async fn acquire_lease(&self) -> Result<bool, sqlx::Error> {
         let now = fintech_telemetry::now_unix_ms();
-        let done = sqlx::query(
-            "UPDATE outbox_lease SET owner = ?, expires_at_ms = ? \
-             WHERE name = 'relay' AND (owner = ? OR expires_at_ms < ?)",
-        )
-        .bind(&self.owner)
-        .bind(now.saturating_add(fintech_telemetry::duration_ms(self.config.lease)))
-        .bind(&self.owner)
-        .bind(now)
-        .execute(self.db.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let expires = now.saturating_add(fintech_telemetry::duration_ms(self.config.lease));
+        let owner = self.owner.clone();
+        // Through the database's writer (on SQLite: in turn with the service's own writes).
+        let taken = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE outbox_lease SET owner = ?, expires_at_ms = ? \
+                         WHERE name = 'relay' AND (owner = ? OR expires_at_ms < ?)",
+                    )
+                    .bind(&owner)
+                    .bind(expires)
+                    .bind(&owner)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await?;
+        Ok(taken == 1)
     }
 
     /// One pass: publishes up to a batch of rows in `seq` order and marks them. Returns how many
@@ -275,13 +286,20 @@ impl OutboxRelay {
             // transaction commits later (MySQL allocates AUTO_INCREMENT before commit).
             let mut seqs: Vec<i64> = batch[start..end].iter().map(|(seq, _, _)| *seq).collect();
             seqs.dedup();
-            let placeholders = vec!["?"; seqs.len()].join(", ");
-            let sql = format!("UPDATE outbox SET published_at = ? WHERE seq IN ({placeholders})");
-            let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(fintech_telemetry::now_rfc3339());
-            for seq in seqs {
-                update = update.bind(seq);
-            }
-            update.execute(self.db.pool()).await?;
+            self.db
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let placeholders = vec!["?"; seqs.len()].join(", ");
+                        let sql = format!("UPDATE outbox SET published_at = ? WHERE seq IN ({placeholders})");
+                        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(fintech_telemetry::now_rfc3339());
+                        for seq in seqs {
+                            update = update.bind(seq);
+                        }
+                        update.execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                })
+                .await?;
             start = end;
         }
         Ok(batch.len())
@@ -295,7 +313,11 @@ impl OutboxRelay {
             Engine::Sqlite => "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?",
             Engine::MySql => "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ? LIMIT 10000",
         };
-        Ok(sqlx::query(sql).bind(cutoff).execute(self.db.pool()).await?.rows_affected())
+        self.db
+            .write(move |conn| {
+                Box::pin(async move { Ok(sqlx::query(sql).bind(cutoff).execute(&mut *conn).await?.rows_affected()) })
+            })
+            .await
     }
 
     /// Runs until `shutdown` fires. Errors are logged and retried with backoff; they never end
