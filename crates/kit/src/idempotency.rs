@@ -103,7 +103,12 @@ pub fn spawn_purger(db: Db, retention: Duration, shutdown: CancellationToken) {
                 Engine::Sqlite => "DELETE FROM idempotency_keys WHERE created_at_ms < ?",
                 Engine::MySql => "DELETE FROM idempotency_keys WHERE created_at_ms < ? LIMIT 10000",
             };
-            if let Err(e) = sqlx::query(sql).bind(cutoff).execute(db.pool()).await {
+            let purged = db
+                .write(move |conn| {
+                    Box::pin(async move { sqlx::query(sql).bind(cutoff).execute(&mut *conn).await.map(|_| ()) })
+                })
+                .await;
+            if let Err(e) = purged {
                 tracing::warn!(error = &e as &dyn std::error::Error, "purging idempotency keys failed");
             }
         }
@@ -209,16 +214,25 @@ async fn claim(layer: &Layer, key: &str, hash: &str) -> Result<Claim, sqlx::Erro
         let locked_until: i64 = row.try_get("locked_until_ms")?;
         if locked_until < now {
             // The first request died without an answer: take its key over.
-            let taken = sqlx::query(
-                "UPDATE idempotency_keys SET locked_until_ms = ? \
-                 WHERE scope = ? AND idem_key = ? AND state = 'in_progress' AND locked_until_ms = ?",
-            )
-            .bind(now.saturating_add(fintech_telemetry::duration_ms(s.lease)))
-            .bind(&s.scope)
-            .bind(key)
-            .bind(locked_until)
-            .execute(layer.db.pool())
-            .await?;
+            let (until, scope, k) =
+                (now.saturating_add(fintech_telemetry::duration_ms(s.lease)), s.scope.clone(), key.to_owned());
+            let taken = layer
+                .db
+                .write(move |conn| {
+                    Box::pin(async move {
+                        sqlx::query(
+                            "UPDATE idempotency_keys SET locked_until_ms = ? \
+                             WHERE scope = ? AND idem_key = ? AND state = 'in_progress' AND locked_until_ms = ?",
+                        )
+                        .bind(until)
+                        .bind(scope)
+                        .bind(k)
+                        .bind(locked_until)
+                        .execute(&mut *conn)
+                        .await
+                    })
+                })
+                .await?;
             if taken.rows_affected() == 1 {
                 return Ok(Claim::Run);
             }
