@@ -94,10 +94,11 @@ STEP_WORK = {
     "sqlSetup": [r"cloud-sql-proxy", r"fintech migrate all --database-url"],
     "helmDeploy": [r"nginx-gateway-fabric\.version", r"GATEWAY_CHART=\$\{e\.gatewayChart\}",
                    r"gatewayPrevious = revisionOf\(e\.gatewayRelease, e\.gatewayNamespace\)",
+                   r"env\.GATEWAY_PREVIOUS_REVISION = gatewayPrevious",
                    r"helm upgrade --install \"\$GATEWAY_RELEASE\" \"\$GATEWAY_CHART\"",
                    r"previous = revisionOf\(e\.release, e\.namespace\)", r"helm dependency build",
                    r"helm upgrade --install \"\$RELEASE\" \"\$CHART\"", r"-f \"\$VALUES\" -f \"\$IMAGES\"",
-                   r"env\.GATEWAY_PREVIOUS_REVISION = gatewayPrevious", r"helm history"],
+                   r"helm history"],
     "podHealthGate": [r"app\.kubernetes\.io/instance=\$\{e\.release\}",
                       r"app\.kubernetes\.io/instance=\$\{e\.gatewayRelease\}",
                       r"gateway\.networking\.k8s\.io/gateway-name=\$\{e\.gatewayName\}", r"targets\.each",
@@ -122,7 +123,7 @@ BUILT_IN = {
     "pipeline", "agent", "kubernetes", "options", "disableConcurrentBuilds", "timeout", "buildDiscarder",
     "logRotator", "timestamps", "skipDefaultCheckout", "triggers", "pollSCM", "stages", "stage", "steps",
     "when", "expression", "branch", "allOf", "post", "always", "script", "environment", "echo", "inheritFrom",
-    "defaultContainer", "if", "else", "List", "sh", "error",
+    "defaultContainer", "if", "else", "List", "sh", "error", "catchError", "try", "finally",
 }
 
 SERVICE = JENKINS / "Jenkinsfile.service"

@@ -148,6 +148,10 @@ def test_rollback_stage_gets_both_revisions_of_its_deploy(environment):
     assert re.search(rf"Map previous = helmDeploy\(environment: '{environment}'", deploy)
     assert f"env.{prefix}_PREVIOUS_REVISION = previous.release as String" in deploy
     assert f"env.{prefix}_GATEWAY_PREVIOUS_REVISION = previous.gateway as String" in deploy
+    # also after a failed upgrade or gate: what helmDeploy recorded in env before each upgrade
+    after = deploy[deploy.index("} finally {"):]
+    assert f"env.{prefix}_PREVIOUS_REVISION = env.HELM_PREVIOUS_REVISION" in after
+    assert f"env.{prefix}_GATEWAY_PREVIOUS_REVISION = env.GATEWAY_PREVIOUS_REVISION" in after
     when = rollback[:rollback.index("steps")]
     assert f"env.{prefix}_PREVIOUS_REVISION" in when and f"env.{prefix}_GATEWAY_PREVIOUS_REVISION" in when
     assert re.search(rf"helmRollback\(environment: '{environment}', revision: env\.{prefix}_PREVIOUS_REVISION,\s*"

@@ -4,8 +4,10 @@
 // images file (deploy/helm/README.md, "Install"). Records the revision each release had before this
 // upgrade, for helmRollback: env.HELM_PREVIOUS_REVISION (fintech) and env.GATEWAY_PREVIOUS_REVISION
 // (the entry point; 0: first install, nothing to go back to; -1: not upgraded by this run), and
-// returns both as [release: n, gateway: n]. Given the release plan's changed services
-// (changed: [...]) and none changed, it touches neither release and returns -1 for both.
+// returns both as [release: n, gateway: n]. Each is recorded in env before its upgrade starts, so
+// that after a failed upgrade the caller still knows what to roll back (the Jenkinsfile reads env).
+// Given the release plan's changed services (changed: [...]) and none changed, it touches neither
+// release and returns -1 for both.
 Map call(Map args = [:]) {
     Map defaults = [
         environment: 'ci',
@@ -17,6 +19,8 @@ Map call(Map args = [:]) {
         changed: null,                    // List from releasePlan; null: deploy regardless
     ]
     Map cfg = defaults + args
+    env.HELM_PREVIOUS_REVISION = '-1'
+    env.GATEWAY_PREVIOUS_REVISION = '-1'
     if (cfg.changed != null && cfg.changed.isEmpty()) {
         echo "helmDeploy ${cfg.environment}: no image digest changed; releases left as they are"
         env.HELM_PREVIOUS_REVISION = '-1'
@@ -41,6 +45,7 @@ Map call(Map args = [:]) {
                  "SET_ARGS=${overrides.collect { String o -> "--set ${o}" }.join(' ')}"]) {
             if (cfg.installGateway) {
                 gatewayPrevious = revisionOf(e.gatewayRelease, e.gatewayNamespace)
+                env.GATEWAY_PREVIOUS_REVISION = gatewayPrevious
                 sh '''
                     NGF_VERSION=$(tr -d '[:space:]' < "$NGF_VERSION_FILE")
                     kubectl kustomize "https://github.com/nginx/nginx-gateway-fabric/config/crd/gateway-api/standard?ref=v${NGF_VERSION}" \
@@ -50,6 +55,7 @@ Map call(Map args = [:]) {
                 '''
             }
             previous = revisionOf(e.release, e.namespace)
+            env.HELM_PREVIOUS_REVISION = previous
             sh '''
                 kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -
                 kubectl label namespace "$NAMESPACE" --overwrite pod-security.kubernetes.io/enforce=baseline \
@@ -60,8 +66,6 @@ Map call(Map args = [:]) {
             '''
         }
     }
-    env.HELM_PREVIOUS_REVISION = previous
-    env.GATEWAY_PREVIOUS_REVISION = gatewayPrevious
     return [release: previous as int, gateway: gatewayPrevious as int]
 }
 
