@@ -40,34 +40,9 @@ failed=0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/check-jenkins.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-summary() {
-  printf 'jenkins-checks: %d passed, %d failed\n' "$passed" "$failed"
-  [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
-}
-
-# step NAME COMMAND...: runs one step, prints one line; on failure also prints its output.
-step() {
-  local name=$1
-  shift
-  local log=$WORK/step.log begin=$SECONDS
-  if "$@" >"$log" 2>&1; then
-    passed=$((passed + 1))
-    printf 'ok    %-64s %4ss\n' "$name" $((SECONDS - begin))
-  else
-    failed=$((failed + 1))
-    printf 'FAIL  %-64s %4ss\n' "$name" $((SECONDS - begin))
-    sed 's/^/      | /' "$log"
-    return 1
-  fi
-}
-
-# A failed install leaves nothing to check with: stop here.
-required() {
-  step "$@" || {
-    summary
-    exit 1
-  }
-}
+CHECKS_NAME=jenkins-checks
+# shellcheck source=lib/steps.sh
+. "$ROOT/scripts/lib/steps.sh" # summary, step, required
 
 install_apt() {
   local missing=()
