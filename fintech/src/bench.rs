@@ -339,18 +339,25 @@ pub mod payments {
     use std::time::{Duration, Instant};
 
     use anyhow::Context as _;
+    use fintech_auth::{Kind, Role};
     use fintech_config::ConfigSource;
+    use fintech_identity::tokens::Subject;
     use fintech_kit::{Host, PlatformSettings, Service};
     use serde_json::{Value, json};
     use tokio_util::sync::CancellationToken;
 
     use super::figure;
 
-    const TOKEN: &str = "bench-token-0123456789abcdef0123456789abcdef";
     const PAYERS: usize = 64;
 
-    async fn call(http: &reqwest::Client, url: String, key: Option<String>, body: Value) -> anyhow::Result<Value> {
-        let mut req = http.post(url).bearer_auth(TOKEN).json(&body);
+    async fn call(
+        http: &reqwest::Client,
+        token: &str,
+        url: String,
+        key: Option<String>,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let mut req = http.post(url).bearer_auth(token).json(&body);
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }
@@ -363,19 +370,24 @@ pub mod payments {
 
     pub async fn run(concurrency: usize, seconds: u64) -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("fintech-bench-payments-{}", std::process::id()));
-        let mut figment = figment::Figment::new();
-        for key in
-            ["accounts.placeholder_staff_token", "payments.placeholder_api_token", "ledger.placeholder_service_token"]
-        {
-            figment = figment.merge(figment::providers::Serialized::default(key, TOKEN));
-        }
-        let config = ConfigSource::from_figment(figment);
+        let config = ConfigSource::from_figment(figment::Figment::new());
         let settings = PlatformSettings::load(&config)?;
         let shutdown = CancellationToken::new();
         let host = Host::embedded(config, settings, dir.clone(), shutdown.clone());
-        let services: [&dyn Service; 3] =
-            [&fintech_ledger::LedgerService, &fintech_accounts::AccountsService, &fintech_payments::PaymentsService];
-        let app = host.start(&services).await.context("starting ledger, accounts and payments")?;
+        let services: [&dyn Service; 4] = [
+            &fintech_identity::IdentityService,
+            &fintech_ledger::LedgerService,
+            &fintech_accounts::AccountsService,
+            &fintech_payments::PaymentsService,
+        ];
+        let app = host.start(&services).await.context("starting identity, ledger, accounts and payments")?;
+        // Tokens straight from identity's issuer (no password hashing in the set-up).
+        let issuer = host.registry.get::<fintech_identity::Issuer>().context("identity's issuer")?;
+        let token = |kind: Kind, id: &str, roles: Vec<Role>| -> anyhow::Result<String> {
+            let subject = Subject { id: id.to_owned(), kind, roles, scopes: Vec::new(), api_key_id: None, mfa: false };
+            Ok(issuer.access(&subject).map_err(|e| anyhow::anyhow!("issuing a token: {e}"))?.access_token)
+        };
+        let operator = token(Kind::Staff, "bench-operator", vec![Role::Operator])?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let server = tokio::spawn(fintech_http::server::serve(
@@ -389,19 +401,25 @@ pub mod payments {
         );
         println!("  setting up {PAYERS} payers and a merchant ...");
         let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
-        let open = |kind: &'static str| {
-            let (http, base) = (http.clone(), base.clone());
+        // Each customer registers themselves and opens their account; the operator verifies them.
+        let open = |kind: Kind| {
+            let (http, base, operator) = (http.clone(), base.clone(), operator.clone());
+            let id = uuid::Uuid::now_v7().to_string();
+            let own = token(kind, &id, Vec::new());
             async move {
-                let c = call(
-                    &http,
-                    format!("{base}/api/accounts/v1/customers"),
-                    None,
-                    json!({ "kind": kind, "name": "Bench", "email": "bench@example.com" }),
-                )
-                .await?;
-                let id = c["id"].as_str().unwrap_or_default().to_owned();
+                let own = own?;
+                let customer_kind = if kind == Kind::Merchant { "business" } else { "individual" };
                 call(
                     &http,
+                    &own,
+                    format!("{base}/api/accounts/v1/customers"),
+                    None,
+                    json!({ "kind": customer_kind, "name": "Bench", "email": "bench@example.com" }),
+                )
+                .await?;
+                call(
+                    &http,
+                    &operator,
                     format!("{base}/api/accounts/v1/customers/{id}/kyc"),
                     None,
                     json!({ "status": "verified" }),
@@ -409,26 +427,28 @@ pub mod payments {
                 .await?;
                 let a = call(
                     &http,
+                    &own,
                     format!("{base}/api/accounts/v1/accounts"),
                     None,
                     json!({ "customer_id": id, "currency": "USD" }),
                 )
                 .await?;
-                Ok::<String, anyhow::Error>(a["id"].as_str().unwrap_or_default().to_owned())
+                Ok::<(String, String), anyhow::Error>((a["id"].as_str().unwrap_or_default().to_owned(), own))
             }
         };
-        let merchant = open("business").await?;
+        let (merchant, _) = open(Kind::Merchant).await?;
         let mut payers = Vec::new();
         for i in 0..PAYERS {
-            let payer = open("individual").await?;
+            let (payer, payer_token) = open(Kind::Customer).await?;
             call(
                 &http,
+                &operator,
                 format!("{base}/api/payments/v1/topups"),
                 Some(format!("bench-topup-{i}")),
                 json!({ "account_id": payer, "amount_minor": 1_000_000_000i64, "currency": "USD" }),
             )
             .await?;
-            payers.push(payer);
+            payers.push((payer, payer_token));
         }
         println!("  paying ...");
         let stop = Arc::new(AtomicBool::new(false));
@@ -437,7 +457,7 @@ pub mod payments {
         let mut tasks = Vec::new();
         for c in 0..concurrency {
             let (http, base, stop, count) = (http.clone(), base.clone(), stop.clone(), count.clone());
-            let (payer, merchant) = (payers[c % PAYERS].clone(), merchant.clone());
+            let ((payer, payer_token), merchant) = (payers[c % PAYERS].clone(), merchant.clone());
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut i = 0u64;
@@ -445,6 +465,7 @@ pub mod payments {
                     let t = Instant::now();
                     call(
                         &http,
+                        &payer_token,
                         format!("{base}/api/payments/v1/payments"),
                         Some(format!("bench-{c}-{i}")),
                         json!({ "payer_account_id": payer, "payee_account_id": merchant, "amount_minor": 1,

@@ -35,7 +35,13 @@ fn start_up(data_dir: &std::path::Path) -> (Running, String, Duration, mpsc::Rec
 fn start(data_dir: &std::path::Path, args: &[&str]) -> (Running, String, Duration, mpsc::Receiver<String>) {
     let started = Instant::now();
     // The data folder comes from its environment variable, as in a container.
-    let child = fintech()
+    let mut command = fintech();
+    if args.first() == Some(&"serve") {
+        // A service alone verifies tokens with identity's keys over HTTP; fetched only when a
+        // token arrives, so an address where nothing listens is enough for open routes.
+        command.env("FINTECH_AUTH__IDENTITY_URL", "http://127.0.0.1:9");
+    }
+    let child = command
         .args(args)
         .env("FINTECH_DATA_DIR", data_dir)
         .stdout(Stdio::piped())
@@ -88,6 +94,21 @@ async fn up_serves_health_and_stops_cleanly_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
+    // The first administrator's password was generated into the data folder; with it, staff
+    // signs in and reads the request.
+    let password = std::fs::read_to_string(dir.path().join("identity/bootstrap-admin-password")).unwrap();
+    let session: Value = http
+        .post(format!("{base}/api/identity/v1/sign-in"))
+        .json(&serde_json::json!({"email": "admin@fintech.local", "password": password.trim()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["access_token"].as_str().unwrap_or_else(|| panic!("{session}"));
+    let listed = http.get(format!("{base}/api/contact-us/v1/requests")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"route="/api/contact-us/v1/requests",status="201""#), "{metrics}");
 
@@ -216,6 +237,15 @@ fn unknown_service_lists_the_known_ones() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown service \"nope\"") && stderr.contains("contact-us"), "{stderr}");
+}
+
+#[test]
+fn a_service_alone_needs_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fintech().args(["serve", "ledger", "--port", "0", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("auth.identity_url") && stderr.contains("FINTECH_AUTH__IDENTITY_URL"), "{stderr}");
 }
 
 #[tokio::test]

@@ -11,7 +11,10 @@
 //!   derive their downstream ids from the key (see [`IdempotencyKey::derive_id`]) so that such a
 //!   retry cannot act twice;
 //! - a request that died mid-way (process crash) holds the key only until its lease expires;
-//! - keys are kept for [`IdempotencySettings::retention`] (24 hours by default), then purged.
+//! - keys are kept for [`IdempotencySettings::retention`] (24 hours by default), then purged;
+//! - keys belong to the caller: the layer authenticates the request first (no key is claimed
+//!   for an unauthenticated request) and scopes the key, and the ids derived from it, to the
+//!   token's subject, so two callers using the same key never see each other's answers.
 //!
 //! The table `idempotency_keys` is one of the platform's tables in every service database.
 
@@ -47,6 +50,9 @@ pub struct IdempotencySettings {
     pub lease: Duration,
     /// Largest request body hashed and largest answer stored.
     pub max_body_bytes: usize,
+    /// Scope keys to the authenticated caller (the default). Off only for routes without
+    /// authentication (tests of the layer itself).
+    pub per_caller: bool,
 }
 
 impl IdempotencySettings {
@@ -57,6 +63,7 @@ impl IdempotencySettings {
             wait: Duration::from_secs(2),
             lease: Duration::from_secs(60),
             max_body_bytes: 1024 * 1024,
+            per_caller: true,
         }
     }
 }
@@ -273,7 +280,28 @@ async fn idempotency(State(layer): State<Layer>, req: Request, next: Next) -> Re
             );
         }
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let layer = if layer.settings.per_caller {
+        let caller =
+            match <fintech_auth::Caller as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &())
+                .await
+            {
+                Ok(caller) => caller,
+                Err(refused) => return refused.into_response(),
+            };
+        let scoped = Layer {
+            db: layer.db.clone(),
+            settings: Arc::new(IdempotencySettings {
+                scope: format!("{}:{}", layer.settings.scope, caller.subject()),
+                ..(*layer.settings).clone()
+            }),
+        };
+        // The handler reads the caller from here instead of verifying the token again.
+        parts.extensions.insert(caller);
+        scoped
+    } else {
+        layer
+    };
     let Ok(bytes) = axum::body::to_bytes(body, layer.settings.max_body_bytes).await else {
         return Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
     };

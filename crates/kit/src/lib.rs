@@ -7,8 +7,9 @@
 //! endpoints. Invariant: crates/ hold no business rules; services never share a database.
 
 pub mod idempotency;
-pub mod placeholder;
+pub mod ratelimit;
 pub mod registry;
+pub mod secret_file;
 pub mod settings;
 
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ use fintech_telemetry::Metrics;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use settings::{DatabaseSettings, HttpSettings, PlatformSettings};
+pub use settings::{AuthSettings, DatabaseSettings, HttpSettings, PlatformSettings};
 
 /// What a service gets from the platform.
 #[derive(Debug, Clone)]
@@ -48,6 +49,10 @@ pub struct ServiceContext {
     /// Handles offered by services started earlier in this process.
     pub registry: registry::Registry,
     pub shutdown: CancellationToken,
+    /// This service's tokens for calling other services over HTTP (`auth.identity_url` and
+    /// `auth.service_secret`); `None` when not configured (services in one process call each
+    /// other directly).
+    pub service_tokens: Option<Arc<fintech_auth::ServiceTokens>>,
 }
 
 impl ServiceContext {
@@ -217,6 +222,22 @@ impl Host {
             .unwrap_or_else(|| format!("sqlite://{}/{service}.db", self.data_dir.display()))
     }
 
+    /// The token verifier of `service`: identity's keys when identity runs in this process
+    /// (started before), else its JWKS over HTTP (`auth.identity_url` or `auth.jwks_url`).
+    pub fn verifier(&self, service: &str) -> anyhow::Result<fintech_auth::Verifier> {
+        let keys: fintech_auth::SharedKeys = match self.registry.get::<fintech_auth::SharedKeys>() {
+            Some(in_process) => in_process,
+            None => match self.settings.auth.jwks_url() {
+                Some(url) => Arc::new(fintech_auth::JwksClient::new(&url).context("building the JWKS client")?),
+                None => anyhow::bail!(
+                    "{service} verifies access tokens with identity's keys: run identity in the same process \
+                     (`fintech up`) or set auth.identity_url (FINTECH_AUTH__IDENTITY_URL)"
+                ),
+            },
+        };
+        Ok(fintech_auth::Verifier::new(service, fintech_auth::ISSUER, keys))
+    }
+
     /// Connects, migrates and starts `services`, and builds the router serving them all.
     pub async fn start(&self, services: &[&dyn Service]) -> anyhow::Result<RunningApp> {
         let mut api = Router::new();
@@ -240,6 +261,13 @@ impl Host {
             }
             let relay = OutboxRelay::new(db.clone(), Arc::clone(&self.bus), RelayConfig::default())
                 .with_sources(service.event_sources());
+            let service_tokens = match (&self.settings.auth.identity_url, &self.settings.auth.service_secret) {
+                (Some(url), Some(secret)) => Some(Arc::new(
+                    fintech_auth::ServiceTokens::new(url, name, secret.clone())
+                        .context("building the service-token client")?,
+                )),
+                _ => None,
+            };
             let ctx = ServiceContext {
                 db: db.clone(),
                 bus: Arc::clone(&self.bus),
@@ -249,13 +277,15 @@ impl Host {
                 outbox_waker: relay.waker(),
                 registry: self.registry.clone(),
                 shutdown: self.shutdown.clone(),
+                service_tokens,
             };
             if self.publish_events {
                 relays.push(tokio::spawn(relay.run(self.shutdown.clone())));
             }
             let started = service.start(ctx).await.with_context(|| format!("starting {name}"))?;
+            let verifier = Arc::new(self.verifier(name)?);
             let doc = Arc::new(service.openapi());
-            let service_router = started.router.route(
+            let service_router = started.router.layer(axum::Extension(verifier)).route(
                 "/openapi.json",
                 get(move || {
                     let doc = Arc::clone(&doc);

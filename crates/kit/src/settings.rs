@@ -116,6 +116,45 @@ impl Validate for Databases {
     }
 }
 
+/// `auth.*` — how this process's services reach identity when it does not run here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// identity's root URL (`http://identity:8080`): its JWKS for verifying tokens and its
+    /// service-token endpoint.
+    pub identity_url: Option<String>,
+    /// identity's JWKS URL, when it is not `<identity_url>/api/identity/v1/jwks.json`.
+    pub jwks_url: Option<String>,
+    /// This service's secret at identity (`identity.service_secrets.<service>` there), for
+    /// calling other services over HTTP.
+    pub service_secret: Option<Secret<String>>,
+}
+
+impl AuthSettings {
+    /// Where identity's public keys are, if identity does not run in this process.
+    pub fn jwks_url(&self) -> Option<String> {
+        self.jwks_url.clone().or_else(|| {
+            self.identity_url.as_ref().map(|u| format!("{}/api/identity/v1/jwks.json", u.trim_end_matches('/')))
+        })
+    }
+}
+
+impl Validate for AuthSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        for (key, url) in [("identity_url", &self.identity_url), ("jwks_url", &self.jwks_url)] {
+            if let Some(u) = url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(ConfigError::invalid(format!("{prefix}.{key}"), "must be an http:// or https:// URL"));
+            }
+        }
+        if self.service_secret.is_some() && self.identity_url.is_none() {
+            return Err(ConfigError::invalid(format!("{prefix}.service_secret"), "needs auth.identity_url"));
+        }
+        Ok(())
+    }
+}
+
 /// Everything the host reads.
 #[derive(Debug, Clone, Default)]
 pub struct PlatformSettings {
@@ -124,6 +163,7 @@ pub struct PlatformSettings {
     pub gcp: GcpSettings,
     pub databases: HashMap<String, DatabaseSettings>,
     pub migrations: MigrationSettings,
+    pub auth: AuthSettings,
 }
 
 /// `migrations.*`
@@ -148,7 +188,7 @@ impl Validate for MigrationSettings {
 }
 
 /// The platform's own top-level sections.
-pub const PLATFORM_SECTIONS: &[&str] = &["http", "log", "gcp", "database", "migrations"];
+pub const PLATFORM_SECTIONS: &[&str] = &["http", "log", "gcp", "database", "migrations", "auth"];
 
 impl PlatformSettings {
     /// Loads the platform's sections and refuses names it does not know: a top-level section
@@ -181,6 +221,7 @@ impl PlatformSettings {
             gcp: source.section("gcp")?,
             databases: source.section::<Databases>("database")?.0,
             migrations: source.section("migrations")?,
+            auth: source.section("auth")?,
         })
     }
 }

@@ -63,6 +63,7 @@ async fn server(engine: Engine) -> Server {
     db.migrate(platform).await.unwrap();
     let effects = Arc::new(AtomicUsize::new(0));
     let mut settings = IdempotencySettings::new("test");
+    settings.per_caller = false;
     settings.wait = Duration::from_millis(1500);
     let router = Router::new().route("/charge", post(charge)).route("/slow", post(slow)).with_state(effects.clone());
     let router = idempotency::layer(router, db.clone(), settings);

@@ -28,7 +28,11 @@ pub type SharedWriter = Arc<Mutex<dyn Write + Send>>;
 /// Installs the global subscriber writing JSON lines to stdout. `filter` uses `RUST_LOG` syntax
 /// (`info`, `info,sqlx=warn`). Calling it twice is harmless: the second call changes nothing.
 pub fn init(service: &str, filter: &str) {
-    let writer: SharedWriter = Arc::new(Mutex::new(std::io::stdout()));
+    init_to(service, filter, Arc::new(Mutex::new(std::io::stdout())));
+}
+
+/// Like [`init`], writing to `writer` (tests read what was logged).
+pub fn init_to(service: &str, filter: &str, writer: SharedWriter) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::registry().with(CloudLoggingLayer::new(service, writer).with_filter(filter)).try_init();
 }

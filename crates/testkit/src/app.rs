@@ -25,6 +25,8 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     /// Database URL per service name.
     pub database_urls: Vec<(String, String)>,
+    /// Handles the services offered each other (identity's token issuer among them).
+    pub registry: fintech_kit::registry::Registry,
     shutdown: CancellationToken,
     stopped: Option<tokio::sync::oneshot::Receiver<()>>,
     _tmp: Option<tempfile::TempDir>,
@@ -95,6 +97,7 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         let host = Host::embedded(config, settings, data_dir.clone(), shutdown.clone());
         let app = host.start(services).await.expect("services start");
+        let registry = host.registry.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let serve_shutdown = shutdown.clone();
@@ -106,7 +109,7 @@ impl TestApp {
             let _ = done.send(());
         });
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        TestApp { base, http, data_dir, database_urls, shutdown, stopped: Some(stopped), _tmp: tmp }
+        TestApp { base, http, data_dir, database_urls, registry, shutdown, stopped: Some(stopped), _tmp: tmp }
     }
 
     /// Stops serving (graceful), closes the pools, and returns what a restart needs. The

@@ -19,8 +19,10 @@ pub enum AccountsError {
     AccountExists(String),
     #[error("invalid status change")]
     StatusChange(&'static str),
-    #[error("staff token required")]
-    Unauthorized,
+    #[error("customer exists")]
+    CustomerExists,
+    #[error(transparent)]
+    Auth(#[from] fintech_auth::AuthError),
     #[error("ledger error")]
     Ledger(#[from] LedgerError),
     #[error("database error")]
@@ -45,7 +47,10 @@ impl IntoResponse for AccountsError {
                 format!("The customer already has an account in that currency: {id}."),
             ),
             AccountsError::StatusChange(why) => Problem::conflict("invalid_status_change", why),
-            AccountsError::Unauthorized => Problem::unauthorized("A support staff token is required."),
+            AccountsError::CustomerExists => {
+                Problem::conflict("customer_exists", "This sign-in has registered its customer already.")
+            }
+            AccountsError::Auth(e) => e.problem(),
             AccountsError::Ledger(LedgerError::AccountNotEmpty) => {
                 Problem::conflict("account_not_empty", "Only an account with zero balance and no holds can be closed.")
             }

@@ -4,6 +4,7 @@
 //! `customer.created`, `customer.kyc_changed`, `account.opened`, `account.status_changed` on
 //! `accounts.events`.
 
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -29,8 +30,8 @@ pub const TOPIC: &str = "accounts.events";
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 
-/// The placeholder bearer token in the OpenAPI document.
-const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("placeholder_staff_token");
+/// Access tokens from identity.
+const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("bearer");
 
 #[derive(OpenApi)]
 #[openapi(
@@ -102,20 +103,11 @@ impl Service for AccountsService {
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::AccountsConfig = ctx.config.section(&config_key(SERVICE))?;
-        let ledger = fintech_ledger::client::for_service(
-            &ctx,
-            SERVICE,
-            config.ledger_url.as_ref(),
-            config.ledger_token.as_ref(),
-        )?;
+        let ledger = fintech_ledger::client::for_service(&ctx, SERVICE, config.ledger_url.as_ref())?;
         ensure_system_accounts(&ctx, &ledger, &config.system_currencies).await?;
-        let staff_token = fintech_kit::placeholder::load_or_generate(
-            config.placeholder_staff_token.as_ref(),
-            &ctx.data_dir,
-            "placeholder-staff-token",
-        )
-        .await?;
-        let state = routes::AppState { ctx, ledger, staff_token: Arc::new(staff_token) };
+        // Payments in this process asks who owns an account without a network hop.
+        ctx.registry.provide::<client::SharedAccounts>(Arc::new(client::InProcess::new(ctx.db.clone())));
+        let state = routes::AppState { ctx, ledger };
         Ok(Started { router: routes::router(state), checks: Vec::new() })
     }
 }

@@ -1,14 +1,11 @@
 //! HTTP routes of accounts, relative to `/api/accounts`.
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use fintech_config::Secret;
+use fintech_auth::{Caller, Kind, Role};
 use fintech_events::EventEnvelope;
 use fintech_http::{ApiJson, FieldError};
 use fintech_kit::ServiceContext;
@@ -16,7 +13,9 @@ use fintech_ledger::client::SharedLedger;
 use fintech_ledger::domain::{AccountStatus, NewAccount};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AccountView, Customer, KycRequest, KycStatus, NewAccountRequest, NewCustomerRequest};
+use crate::domain::{
+    AccountView, Customer, CustomerKind, KycRequest, KycStatus, NewAccountRequest, NewCustomerRequest,
+};
 use crate::error::AccountsError;
 use crate::{SERVICE, TOPIC, store};
 
@@ -24,8 +23,6 @@ use crate::{SERVICE, TOPIC, store};
 pub struct AppState {
     pub ctx: ServiceContext,
     pub ledger: SharedLedger,
-    /// PLACEHOLDER: replaced by identity-issued staff and customer tokens.
-    pub staff_token: Arc<Secret<String>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -40,21 +37,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// PLACEHOLDER staff authentication: one shared bearer token.
-#[derive(Debug)]
-pub struct Staff;
-
-impl FromRequestParts<AppState> for Staff {
-    type Rejection = AccountsError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if fintech_kit::placeholder::bearer_matches(&parts.headers, &state.staff_token) {
-            Ok(Staff)
-        } else {
-            tracing::warn!("rejected an accounts request without the staff token");
-            Err(AccountsError::Unauthorized)
-        }
-    }
+/// Whether `caller` may see the customer `customer_id`'s data: the customer themselves, support
+/// staff, or payments (which checks who owns an account before moving money from it).
+fn may_read(caller: &Caller, customer_id: Option<&str>) -> bool {
+    caller.has_role(Role::Support)
+        || caller.is_service("payments")
+        || (customer_id.is_some() && caller.customer_id() == customer_id)
 }
 
 fn event(kind: &str, key: &str, data: serde_json::Value) -> EventEnvelope {
@@ -67,17 +55,39 @@ fn is_uuid(s: &str) -> bool {
 
 /// Register a customer (KYC starts as pending).
 #[utoipa::path(post, path = "/api/accounts/v1/customers", tag = "accounts", request_body = NewCustomerRequest,
-    security(("placeholder_staff_token" = [])),
+    security(("bearer" = [])),
     responses((status = 201, body = Customer), (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn create_customer(
-    _staff: Staff,
+    caller: Caller,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<NewCustomerRequest>,
 ) -> Result<Response, AccountsError> {
+    // People register themselves (as individuals), merchants their business; the customer's id
+    // is their identity user id. Operators may register customers who have no sign-in.
+    let id = match caller.kind() {
+        Kind::Customer | Kind::Merchant => caller.subject().to_owned(),
+        _ => {
+            caller.require_role(Role::Operator, "register a customer")?;
+            uuid::Uuid::now_v7().to_string()
+        }
+    };
     let new = req.validate().map_err(AccountsError::Validation)?;
+    let expected = match caller.kind() {
+        Kind::Customer => Some(CustomerKind::Individual),
+        Kind::Merchant => Some(CustomerKind::Business),
+        _ => None,
+    };
+    if expected.is_some_and(|k| k != new.kind) {
+        let want = expected.map(|k| k.as_str()).unwrap_or_default();
+        return Err(AccountsError::Validation(vec![FieldError::new(
+            "kind",
+            "invalid_kind",
+            format!("this sign-in registers a customer of kind `{want}`"),
+        )]));
+    }
     let now = fintech_telemetry::now_rfc3339();
     let customer = Customer {
-        id: uuid::Uuid::now_v7().to_string(),
+        id,
         kind: new.kind,
         name: new.name,
         email: new.email.as_str().to_owned(),
@@ -87,7 +97,10 @@ pub async fn create_customer(
         updated_at: now,
     };
     let mut tx = state.ctx.db.begin_write().await?;
-    store::insert_customer(&mut tx, &customer).await?;
+    match store::insert_customer(&mut tx, &customer).await {
+        Err(e) if fintech_db::is_unique_violation(&e) => return Err(AccountsError::CustomerExists),
+        other => other?,
+    }
     let data = serde_json::json!({ "customer_id": customer.id, "kind": customer.kind, "kyc_status": "pending" });
     fintech_events::outbox::stage(&mut tx, TOPIC, &event("customer.created", &customer.id, data)).await?;
     tx.commit().await?;
@@ -105,27 +118,32 @@ async fn find_customer(state: &AppState, id: &str) -> Result<Customer, AccountsE
 
 /// A customer.
 #[utoipa::path(get, path = "/api/accounts/v1/customers/{id}", tag = "accounts", params(("id" = String, Path)),
-    security(("placeholder_staff_token" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = Customer), (status = 404, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn get_customer(
-    _staff: Staff,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Customer>, AccountsError> {
+    // Another customer's id answers 404, as a missing one: ids are not confirmed to strangers.
+    if !may_read(&caller, Some(&id)) {
+        return Err(AccountsError::NotFound);
+    }
     Ok(axum::Json(find_customer(&state, &id).await?))
 }
 
 /// Record the KYC decision for a customer.
 #[utoipa::path(post, path = "/api/accounts/v1/customers/{id}/kyc", tag = "accounts", request_body = KycRequest,
-    params(("id" = String, Path)), security(("placeholder_staff_token" = [])),
+    params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Customer), (status = 404, body = fintech_http::Problem, content_type = "application/problem+json"),
         (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn set_kyc(
-    _staff: Staff,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<KycRequest>,
 ) -> Result<axum::Json<Customer>, AccountsError> {
+    caller.require_role(Role::Operator, "record a KYC decision")?;
     let status = req.status.as_deref().and_then(KycStatus::parse).ok_or_else(|| {
         AccountsError::Validation(vec![FieldError::new(
             "status",
@@ -151,15 +169,24 @@ pub async fn set_kyc(
 /// Open the customer's account in a currency (after KYC). Individuals get a customer account,
 /// businesses a merchant account; neither may go below zero.
 #[utoipa::path(post, path = "/api/accounts/v1/accounts", tag = "accounts", request_body = NewAccountRequest,
-    security(("placeholder_staff_token" = [])),
+    security(("bearer" = [])),
     responses((status = 201, body = AccountView), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json"),
         (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn open_account(
-    _staff: Staff,
+    caller: Caller,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<NewAccountRequest>,
 ) -> Result<Response, AccountsError> {
     let (customer_id, currency) = req.validate().map_err(AccountsError::Validation)?;
+    // Customers open their own accounts, operators anyone's; someone else's customer id is
+    // answered as an unknown one.
+    let own = caller.customer_id() == Some(customer_id.as_str());
+    if !own && !caller.has_role(Role::Operator) {
+        if caller.customer_id().is_none() {
+            caller.require(false, "open an account")?;
+        }
+        return Err(AccountsError::CustomerNotFound);
+    }
     let mut tx = state.ctx.db.begin_write().await?;
     let customer = store::customer(&mut tx, &customer_id).await?.ok_or(AccountsError::CustomerNotFound)?;
     if customer.kyc_status != KycStatus::Verified {
@@ -217,13 +244,20 @@ async fn account_view(state: &AppState, id: &str) -> Result<AccountView, Account
 
 /// An account with its balances.
 #[utoipa::path(get, path = "/api/accounts/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
-    security(("placeholder_staff_token" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = AccountView), (status = 404, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn get_account(
-    _staff: Staff,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<AccountView>, AccountsError> {
+    if id.len() > 64 {
+        return Err(AccountsError::NotFound);
+    }
+    let account = store::account(&state.ctx.db, &id).await?.ok_or(AccountsError::NotFound)?;
+    if !may_read(&caller, account.customer_id.as_deref()) {
+        return Err(AccountsError::NotFound);
+    }
     Ok(axum::Json(account_view(&state, &id).await?))
 }
 
@@ -235,15 +269,16 @@ pub struct StatusRequest {
 
 /// Freeze, unfreeze or close an account (closing needs zero balance and no holds).
 #[utoipa::path(post, path = "/api/accounts/v1/accounts/{id}/status", tag = "accounts", request_body = StatusRequest,
-    params(("id" = String, Path)), security(("placeholder_staff_token" = [])),
+    params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = AccountView), (status = 404, body = fintech_http::Problem, content_type = "application/problem+json"),
         (status = 409, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn set_status(
-    _staff: Staff,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<StatusRequest>,
 ) -> Result<axum::Json<AccountView>, AccountsError> {
+    caller.require_role(Role::Operator, "change an account's status")?;
     let status = req.status.as_deref().and_then(AccountStatus::parse).ok_or_else(|| {
         AccountsError::Validation(vec![FieldError::new(
             "status",
@@ -272,11 +307,12 @@ pub struct SystemAccounts {
 }
 
 /// The platform's system accounts (settlement, fees, funding per currency).
-#[utoipa::path(get, path = "/api/accounts/v1/system-accounts", tag = "accounts", security(("placeholder_staff_token" = [])),
+#[utoipa::path(get, path = "/api/accounts/v1/system-accounts", tag = "accounts", security(("bearer" = [])),
     responses((status = 200, body = SystemAccounts)))]
 pub async fn list_system_accounts(
-    _staff: Staff,
+    caller: Caller,
     State(state): State<AppState>,
 ) -> Result<axum::Json<SystemAccounts>, AccountsError> {
+    caller.require_role(Role::Support, "list system accounts")?;
     Ok(axum::Json(SystemAccounts { items: store::system_accounts(&state.ctx.db).await? }))
 }

@@ -4,41 +4,62 @@
 #![allow(clippy::unwrap_used)]
 
 use fintech_accounts::AccountsService;
+use fintech_auth::Role;
 use fintech_db::sqlx::{self, Row};
+use fintech_identity::IdentityService;
+use fintech_identity::mint::Minter;
 use fintech_ledger::LedgerService;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const STAFF: &str = "accounts-test-staff-token-0123456789abcdef";
-const LEDGER: &str = "ledger-test-service-token-0123456789abcdef";
+/// accounts' secret at identity when it calls the ledger over HTTP.
+const ACCOUNTS_SECRET: &str = "accounts-test-service-secret-0123456789abcdef";
 
 struct App {
     accounts: TestApp,
-    /// The ledger's own app when it runs in another process.
+    /// identity and the ledger in another process, when accounts runs alone.
     ledger: Option<TestApp>,
+    minter: Minter,
+    /// An operator's token (staff with every role).
+    staff: String,
+}
+
+impl App {
+    fn new(accounts: TestApp, ledger: Option<TestApp>) -> App {
+        let minter = Minter::from_registry(&ledger.as_ref().unwrap_or(&accounts).registry).unwrap();
+        let staff = minter.staff(&[Role::Admin]);
+        App { accounts, ledger, minter, staff }
+    }
 }
 
 async fn together(backend: Backend) -> App {
-    let spawn = Spawn::new(backend)
-        .with("accounts.placeholder_staff_token", STAFF)
-        .with("ledger.placeholder_service_token", LEDGER);
-    App { accounts: TestApp::spawn(&[&LedgerService, &AccountsService], spawn).await, ledger: None }
+    App::new(TestApp::spawn(&[&IdentityService, &LedgerService, &AccountsService], Spawn::new(backend)).await, None)
 }
 
 async fn apart(backend: Backend) -> App {
-    let ledger =
-        TestApp::spawn(&[&LedgerService], Spawn::new(backend).with("ledger.placeholder_service_token", LEDGER)).await;
+    let spawn = Spawn::new(backend).with("identity.service_secrets.accounts", ACCOUNTS_SECRET);
+    let ledger = TestApp::spawn(&[&IdentityService, &LedgerService], spawn).await;
     let spawn = Spawn::new(backend)
-        .with("accounts.placeholder_staff_token", STAFF)
         .with("accounts.ledger_url", ledger.base.clone())
-        .with("accounts.ledger_token", LEDGER);
-    App { accounts: TestApp::spawn(&[&AccountsService], spawn).await, ledger: Some(ledger) }
+        .with("auth.identity_url", ledger.base.clone())
+        .with("auth.service_secret", ACCOUNTS_SECRET);
+    App::new(TestApp::spawn(&[&AccountsService], spawn).await, Some(ledger))
 }
 
 impl App {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.accounts.http.request(method, self.accounts.url("accounts", path)).bearer_auth(STAFF);
+        self.call_as(&self.staff, method, path, body).await
+    }
+
+    async fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.accounts.http.request(method, self.accounts.url("accounts", path)).bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -60,8 +81,9 @@ impl App {
         let base = self.ledger.as_ref().unwrap_or(&self.accounts);
         let body = json!({ "id": format!("fund-{account}"), "debit_account_id": "system:funding:USD",
                            "credit_account_id": account, "amount_minor": amount, "currency": "USD", "code": "funding" });
+        let token = self.minter.service("payments", "ledger");
         let resp =
-            base.http.post(base.url("ledger", "/v1/transfers")).bearer_auth(LEDGER).json(&body).send().await.unwrap();
+            base.http.post(base.url("ledger", "/v1/transfers")).bearer_auth(token).json(&body).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::CREATED);
     }
 
@@ -203,6 +225,116 @@ async fn bad_input_changes_nothing(app: App) {
     assert_eq!(app.counts().await, before, "refused requests changed nothing");
 }
 
+/// Customers register and see only themselves; another customer's ids answer as missing; roles
+/// guard staff actions; unknown fields (`kyc_status`) are refused.
+async fn customers_see_only_their_own(app: App) {
+    use fintech_auth::Kind;
+    let (ana, bob) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
+    let (ana_token, bob_token) = (app.minter.user(Kind::Customer, &ana), app.minter.user(Kind::Customer, &bob));
+    let me = json!({ "kind": "individual", "name": "Ana Lima", "email": "ana@example.com" });
+    let (status, c) = app.call_as(&ana_token, reqwest::Method::POST, "/v1/customers", Some(me.clone())).await;
+    assert_eq!((status, c["id"].as_str()), (StatusCode::CREATED, Some(ana.as_str())), "{c}");
+    assert_code(
+        app.call_as(&ana_token, reqwest::Method::POST, "/v1/customers", Some(me.clone())).await,
+        StatusCode::CONFLICT,
+        "customer_exists",
+    );
+    let business = json!({ "kind": "business", "name": "Shop", "email": "shop@example.com" });
+    let (status, _) = app.call_as(&bob_token, reqwest::Method::POST, "/v1/customers", Some(business)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a person registers an individual");
+    let mut mass = me.clone();
+    mass["kyc_status"] = json!("verified");
+    let (status, _) = app.call_as(&bob_token, reqwest::Method::POST, "/v1/customers", Some(mass)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "kyc_status cannot be set by its owner");
+    app.call_as(&bob_token, reqwest::Method::POST, "/v1/customers", Some(me)).await;
+
+    // Customers cannot verify themselves; the operator does.
+    let verify = Some(json!({ "status": "verified" }));
+    assert_code(
+        app.call_as(&ana_token, reqwest::Method::POST, &format!("/v1/customers/{ana}/kyc"), verify.clone()).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let support = app.minter.staff(&[fintech_auth::Role::Support]);
+    assert_code(
+        app.call_as(&support, reqwest::Method::POST, &format!("/v1/customers/{ana}/kyc"), verify.clone()).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    for id in [&ana, &bob] {
+        let (status, _) = app.post(&format!("/v1/customers/{id}/kyc"), json!({ "status": "verified" })).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let open = |customer: &str| Some(json!({ "customer_id": customer, "currency": "USD" }));
+    let (status, account) = app.call_as(&ana_token, reqwest::Method::POST, "/v1/accounts", open(&ana)).await;
+    assert_eq!(status, StatusCode::CREATED, "{account}");
+    let account = account["id"].as_str().unwrap().to_owned();
+
+    // bob sees none of ana's, and cannot open an account for her.
+    assert_code(
+        app.call_as(&bob_token, reqwest::Method::GET, &format!("/v1/customers/{ana}"), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_code(
+        app.call_as(&bob_token, reqwest::Method::GET, &format!("/v1/accounts/{account}"), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_code(
+        app.call_as(&bob_token, reqwest::Method::POST, "/v1/accounts", open(&ana)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "customer_not_found",
+    );
+    assert_code(
+        app.call_as(&bob_token, reqwest::Method::GET, "/v1/system-accounts", None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_code(
+        app.call_as(&bob_token, reqwest::Method::GET, "/v1/accounts/system:fees:USD", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    // ana, support staff and payments (with a token bound to accounts) see her account.
+    for token in [&ana_token, &support, &app.minter.service("payments", "accounts")] {
+        let (status, view) = app.call_as(token, reqwest::Method::GET, &format!("/v1/accounts/{account}"), None).await;
+        assert_eq!((status, view["customer_id"].as_str()), (StatusCode::OK, Some(ana.as_str())), "{view}");
+    }
+    // A token for another audience, or of another service, is not accepted here.
+    let (status, _) = app
+        .call_as(
+            &app.minter.service("payments", "ledger"),
+            reqwest::Method::GET,
+            &format!("/v1/accounts/{account}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_code(
+        app.call_as(
+            &app.minter.service("accounts", "accounts"),
+            reqwest::Method::GET,
+            &format!("/v1/accounts/{account}"),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_code(
+        app.call_as(
+            &ana_token,
+            reqwest::Method::POST,
+            &format!("/v1/accounts/{account}/status"),
+            Some(json!({ "status": "frozen" })),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+}
+
 macro_rules! on_both_engines {
     ($($name:ident with $make:ident),* $(,)?) => {
         mod sqlite {
@@ -228,4 +360,5 @@ on_both_engines!(
     lifecycle_in_process with together,
     lifecycle_over_http with apart,
     bad_input_changes_nothing with together,
+    customers_see_only_their_own with together,
 );

@@ -15,8 +15,6 @@ pub enum ContactError {
     AttachmentTooLarge { max_bytes: usize },
     #[error("attachment type not allowed")]
     AttachmentType,
-    #[error("staff authentication required")]
-    Unauthorized,
     #[error("database error")]
     Db(#[from] fintech_db::sqlx::Error),
     #[error("bucket error")]
@@ -46,7 +44,6 @@ impl IntoResponse for ContactError {
                     crate::domain::AttachmentType::ALLOWED
                 ),
             ),
-            ContactError::Unauthorized => Problem::unauthorized("A support staff token is required."),
             e @ (ContactError::Db(_) | ContactError::Storage(_)) => {
                 tracing::error!(error = &e as &dyn std::error::Error, "contact-us request failed");
                 Problem::internal()

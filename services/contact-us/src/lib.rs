@@ -8,8 +8,6 @@ pub mod error;
 pub mod routes;
 pub mod store;
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use fintech_db::Engine;
 use fintech_db::sqlx::migrate::Migrator;
@@ -23,8 +21,8 @@ pub const EVENT_CONTACT_REQUESTED: &str = "contact.requested";
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 
-/// The placeholder bearer token in the OpenAPI document.
-const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("placeholder_staff_token");
+/// Access tokens from identity (support staff).
+const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("bearer");
 
 #[derive(OpenApi)]
 #[openapi(
@@ -59,17 +57,7 @@ impl Service for ContactUs {
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::ContactUsConfig = ctx.config.section(&config_key(SERVICE))?;
-        let token = fintech_kit::placeholder::load_or_generate(
-            config.support.placeholder_staff_token.as_ref(),
-            &ctx.data_dir,
-            "placeholder-staff-token",
-        )
-        .await?;
-        let state = routes::AppState {
-            max_attachment_bytes: config.attachments.max_bytes,
-            placeholder_staff_token: Arc::new(token),
-            ctx,
-        };
+        let state = routes::AppState { max_attachment_bytes: config.attachments.max_bytes, ctx };
         Ok(Started { router: routes::router(state), checks: Vec::new() })
     }
 }

@@ -1,7 +1,5 @@
 //! HTTP routes of contact-us, relative to `/api/contact-us`.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Path, Request, State};
@@ -10,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use fintech_config::Secret;
+use fintech_auth::{AuthError, Caller, Role};
 use fintech_events::EventEnvelope;
 use fintech_http::extract::parse_json;
 use fintech_http::{ApiQuery, FieldError, Problem};
@@ -36,8 +34,6 @@ const DEFAULT_PAGE_SIZE: u32 = 25;
 pub struct AppState {
     pub ctx: ServiceContext,
     pub max_attachment_bytes: usize,
-    /// PLACEHOLDER: replaced by identity-issued staff tokens.
-    pub placeholder_staff_token: Arc<Secret<String>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,21 +45,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// PLACEHOLDER staff authentication until the identity service lands: a single shared bearer
-/// token from configuration, compared in constant time.
+/// Support staff: reads contact requests.
 #[derive(Debug)]
-pub struct PlaceholderStaffAuth;
+pub struct SupportStaff;
 
-impl FromRequestParts<AppState> for PlaceholderStaffAuth {
-    type Rejection = ContactError;
+impl FromRequestParts<AppState> for SupportStaff {
+    type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if fintech_kit::placeholder::bearer_matches(&parts.headers, &state.placeholder_staff_token) {
-            Ok(PlaceholderStaffAuth)
-        } else {
-            tracing::warn!("rejected a support staff request without the right token");
-            Err(ContactError::Unauthorized)
-        }
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_role(Role::Support, "read contact requests")?;
+        Ok(SupportStaff)
     }
 }
 
@@ -316,7 +308,7 @@ fn is_uuid(s: &str) -> bool {
     path = "/api/contact-us/v1/requests",
     tag = "contact-us",
     params(ListQuery),
-    security(("placeholder_staff_token" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 200, body = ContactRequestPage),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -324,7 +316,7 @@ fn is_uuid(s: &str) -> bool {
     )
 )]
 pub async fn list_requests(
-    _staff: PlaceholderStaffAuth,
+    _staff: SupportStaff,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<ContactRequestPage>, ContactError> {
@@ -360,7 +352,7 @@ async fn find(state: &AppState, id: &str) -> Result<ContactRequest, ContactError
     path = "/api/contact-us/v1/requests/{id}",
     tag = "contact-us",
     params(("id" = String, Path, description = "Contact request id")),
-    security(("placeholder_staff_token" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 200, body = ContactRequest),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -368,7 +360,7 @@ async fn find(state: &AppState, id: &str) -> Result<ContactRequest, ContactError
     )
 )]
 pub async fn get_request(
-    _staff: PlaceholderStaffAuth,
+    _staff: SupportStaff,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ContactRequest>, ContactError> {
@@ -381,7 +373,7 @@ pub async fn get_request(
     path = "/api/contact-us/v1/requests/{id}/attachment",
     tag = "contact-us",
     params(("id" = String, Path, description = "Contact request id")),
-    security(("placeholder_staff_token" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The file, as uploaded"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -389,7 +381,7 @@ pub async fn get_request(
     )
 )]
 pub async fn download_attachment(
-    _staff: PlaceholderStaffAuth,
+    _staff: SupportStaff,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ContactError> {

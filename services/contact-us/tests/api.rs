@@ -5,30 +5,34 @@
 
 use std::time::Duration;
 
+use fintech_auth::{Kind, Role};
 use fintech_contact_us::ContactUs;
 use fintech_db::Db;
 use fintech_db::sqlx::{self, Row};
+use fintech_identity::IdentityService;
+use fintech_identity::mint::Minter;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-const STAFF_TOKEN: &str = "test-staff-token-0123456789abcdef0123456789";
 const MAX_ATTACHMENT_BYTES: usize = 64 * 1024;
 
 async fn spawn_app(backend: Backend) -> App {
-    let spawn = Spawn::new(backend)
-        .with("contact_us.support.placeholder_staff_token", STAFF_TOKEN)
-        .with("contact_us.attachments.max_bytes", MAX_ATTACHMENT_BYTES);
-    let app = TestApp::spawn(&[&ContactUs], spawn).await;
+    let spawn = Spawn::new(backend).with("contact_us.attachments.max_bytes", MAX_ATTACHMENT_BYTES);
+    let app = TestApp::spawn(&[&IdentityService, &ContactUs], spawn).await;
     let db = app.db("contact-us").await;
-    App { app, db }
+    let minter = Minter::from_registry(&app.registry).unwrap();
+    App { staff: minter.staff(&[Role::Support]), minter, app, db }
 }
 
 /// The running service plus a pool on its database, for assertions.
 struct App {
     app: TestApp,
     db: Db,
+    minter: Minter,
+    /// Support staff's token.
+    staff: String,
 }
 
 impl std::ops::Deref for App {
@@ -114,7 +118,7 @@ async fn created_then_read_by_staff(backend: Backend) {
     let resp = app
         .http
         .get(app.url(&format!("/v1/requests/{id}")))
-        .header("authorization", format!("bearer {STAFF_TOKEN}"))
+        .header("authorization", format!("bearer {}", app.staff))
         .send()
         .await
         .unwrap();
@@ -162,7 +166,7 @@ async fn attachment_is_stored_and_downloadable(backend: Backend) {
 
     let id = created["id"].as_str().unwrap();
     let resp =
-        app.http.get(app.url(&format!("/v1/requests/{id}/attachment"))).bearer_auth(STAFF_TOKEN).send().await.unwrap();
+        app.http.get(app.url(&format!("/v1/requests/{id}/attachment"))).bearer_auth(&app.staff).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "application/pdf");
     assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"scan.pdf\"");
@@ -174,7 +178,7 @@ async fn attachment_is_stored_and_downloadable(backend: Backend) {
     let resp = app
         .http
         .get(app.url(&format!("/v1/requests/{}/attachment", plain["id"].as_str().unwrap())))
-        .bearer_auth(STAFF_TOKEN)
+        .bearer_auth(&app.staff)
         .send()
         .await
         .unwrap();
@@ -273,7 +277,16 @@ async fn bad_input_changes_nothing(backend: Backend) {
     assert_problem(resp, StatusCode::UNAUTHORIZED, "unauthorized", "no token").await;
     let resp = app.http.get(app.url("/v1/requests")).bearer_auth("wrong").send().await.unwrap();
     assert_problem(resp, StatusCode::UNAUTHORIZED, "unauthorized", "wrong token").await;
-    let staff_get = |path: String| app.http.get(app.url(&path)).bearer_auth(STAFF_TOKEN).send();
+    // Customers and services do not read contact requests; staff without a role neither.
+    for token in [
+        app.minter.user(Kind::Customer, &uuid::Uuid::now_v7().to_string()),
+        app.minter.service("payments", "contact-us"),
+        app.minter.staff(&[]),
+    ] {
+        let resp = app.http.get(app.url("/v1/requests")).bearer_auth(&token).send().await.unwrap();
+        assert_problem(resp, StatusCode::FORBIDDEN, "forbidden", "not support staff").await;
+    }
+    let staff_get = |path: String| app.http.get(app.url(&path)).bearer_auth(&app.staff).send();
     let resp = staff_get("/v1/requests/not-a-uuid".into()).await.unwrap();
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found", "bad id").await;
     let resp = staff_get(format!("/v1/requests/{}", uuid::Uuid::now_v7())).await.unwrap();
@@ -311,7 +324,7 @@ async fn pages_cover_everything_newest_first(backend: Backend) {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = app.http.get(url).bearer_auth(STAFF_TOKEN).send().await.unwrap().json().await.unwrap();
+        let page: Value = app.http.get(url).bearer_auth(&app.staff).send().await.unwrap().json().await.unwrap();
         seen.extend(page["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()));
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),

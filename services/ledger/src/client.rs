@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fintech_config::Secret;
+use fintech_auth::ServiceTokens;
 use serde_json::json;
 
 use crate::domain::{Account, AccountStatus, NewAccount, NewTransfer, Resolve, Transfer, TransferKind};
@@ -52,10 +52,10 @@ impl LedgerClient for Ledger {
 /// Every call to the ledger over HTTP gives up after this long.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The ledger over HTTP, with the internal service token.
+/// The ledger over HTTP, with a service token from identity bound to the ledger.
 pub struct HttpLedger {
     base: String,
-    token: Secret<String>,
+    tokens: Arc<ServiceTokens>,
     http: reqwest::Client,
 }
 
@@ -67,13 +67,17 @@ impl fmt::Debug for HttpLedger {
 
 impl HttpLedger {
     /// `base` is the ledger's root URL (`http://ledger:8080`).
-    pub fn new(base: &str, token: Secret<String>) -> Result<Self, LedgerError> {
+    pub fn new(base: &str, tokens: Arc<ServiceTokens>) -> Result<Self, LedgerError> {
         let http = reqwest::Client::builder().timeout(HTTP_TIMEOUT).build().map_err(|_| LedgerError::Unavailable)?;
-        Ok(HttpLedger { base: base.trim_end_matches('/').to_owned(), token, http })
+        Ok(HttpLedger { base: base.trim_end_matches('/').to_owned(), tokens, http })
     }
 
     async fn call<T: serde::de::DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, LedgerError> {
-        let response = request.bearer_auth(self.token.expose()).send().await.map_err(|e| {
+        let token = self.tokens.token(crate::SERVICE).await.map_err(|e| {
+            tracing::warn!(error = %e, "no service token for the ledger");
+            LedgerError::Unavailable
+        })?;
+        let response = request.bearer_auth(token.expose()).send().await.map_err(|e| {
             tracing::warn!(error = &e as &dyn std::error::Error, "ledger call failed");
             LedgerError::Unavailable
         })?;
@@ -141,26 +145,27 @@ impl LedgerClient for HttpLedger {
 }
 
 /// The ledger for a service: the engine of this process when the ledger runs here, else the
-/// HTTP client configured by `<service>.ledger_url` and `<service>.ledger_token`.
+/// HTTP client at `<service>.ledger_url`, with service tokens from identity (`auth.*`).
 pub fn for_service(
     ctx: &fintech_kit::ServiceContext,
     service: &str,
     url: Option<&String>,
-    token: Option<&Secret<String>>,
 ) -> anyhow::Result<SharedLedger> {
     if let Some(in_process) = ctx.registry.get::<SharedLedger>() {
         return Ok(in_process);
     }
-    match (url, token) {
-        (Some(url), Some(token)) => {
-            Ok(Arc::new(HttpLedger::new(url, token.clone()).map_err(|e| anyhow::anyhow!("ledger client: {e}"))?))
+    let key = fintech_kit::config_key(service).to_uppercase();
+    match (url, &ctx.service_tokens) {
+        (Some(url), Some(tokens)) => {
+            Ok(Arc::new(HttpLedger::new(url, Arc::clone(tokens)).map_err(|e| anyhow::anyhow!("ledger client: {e}"))?))
         }
-        _ => {
-            let key = fintech_kit::config_key(service).to_uppercase();
-            anyhow::bail!(
-                "{service} needs the ledger: run both in one process (`fintech up`) or set {service}.ledger_url and \
-                 {service}.ledger_token (FINTECH_{key}__LEDGER_URL, FINTECH_{key}__LEDGER_TOKEN)"
-            )
-        }
+        (Some(_), None) => anyhow::bail!(
+            "{service} calls the ledger over HTTP with a service token: set auth.identity_url and \
+             auth.service_secret (FINTECH_AUTH__IDENTITY_URL, FINTECH_AUTH__SERVICE_SECRET)"
+        ),
+        (None, _) => anyhow::bail!(
+            "{service} needs the ledger: run both in one process (`fintech up`) or set {service}.ledger_url \
+             (FINTECH_{key}__LEDGER_URL) with auth.identity_url and auth.service_secret"
+        ),
     }
 }

@@ -58,8 +58,6 @@ pub enum LedgerError {
     AccountClosedForGood,
     #[error("not found")]
     NotFound,
-    #[error("service token required")]
-    Unauthorized,
     #[error("the ledger is not accepting work")]
     Unavailable,
     #[error("ledger invariant violated: {0}")]
@@ -141,7 +139,6 @@ impl LedgerError {
             }
             LedgerError::AccountClosedForGood => conflict("account_closed", "A closed account cannot change status."),
             LedgerError::NotFound => Problem::not_found("No such ledger object."),
-            LedgerError::Unauthorized => Problem::unauthorized("An internal service token is required."),
             LedgerError::Unavailable => {
                 Problem::service_unavailable("ledger_unavailable", "The ledger is shutting down or overloaded; retry.")
             }

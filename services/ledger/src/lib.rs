@@ -27,8 +27,8 @@ pub const TOPIC: &str = "ledger.events";
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 
-/// The placeholder bearer token in the OpenAPI document.
-const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("placeholder_service_token");
+/// Service tokens from identity, bound to the ledger.
+const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("service_token");
 
 #[derive(OpenApi)]
 #[openapi(
@@ -70,12 +70,6 @@ impl Service for LedgerService {
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::LedgerConfig = ctx.config.section(&config_key(SERVICE))?;
-        let token = fintech_kit::placeholder::load_or_generate(
-            config.placeholder_service_token.as_ref(),
-            &ctx.data_dir,
-            "placeholder-service-token",
-        )
-        .await?;
         let ledger = Ledger::start(
             ctx.db.clone(),
             Arc::clone(&ctx.outbox_waker),
@@ -85,7 +79,7 @@ impl Service for LedgerService {
         // Services started after this one in the same process use the engine directly.
         let shared: client::SharedLedger = Arc::new(ledger.clone());
         ctx.registry.provide(shared);
-        let state = routes::AppState { ledger, service_token: Arc::new(token) };
+        let state = routes::AppState { ledger };
         Ok(Started { router: routes::router(state), checks: Vec::new() })
     }
 }

@@ -1,7 +1,5 @@
 //! HTTP routes of the ledger, relative to `/api/ledger`. Internal: callers are other services
-//! (payments, accounts, investments), holding the internal service token.
-
-use std::sync::Arc;
+//! (accounts, payments) with service tokens bound to the ledger; support staff may read.
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, State};
@@ -9,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use fintech_config::Secret;
+use fintech_auth::{AuthError, Caller, Role};
 use fintech_http::{ApiJson, ApiQuery, FieldError, Problem};
 use serde::{Deserialize, Serialize};
 
@@ -25,11 +23,12 @@ pub const MAX_BATCH_BODY_BYTES: usize = 512 * 1024;
 pub const MAX_PAGE_SIZE: u32 = 200;
 const DEFAULT_PAGE_SIZE: u32 = 50;
 
+/// The services that may write to the ledger.
+pub const CALLERS: &[&str] = &["accounts", "payments"];
+
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub ledger: Ledger,
-    /// PLACEHOLDER: replaced by audience-bound service identities from the identity service.
-    pub service_token: Arc<Secret<String>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,20 +48,32 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// PLACEHOLDER internal-service authentication: one shared bearer token.
+/// A service allowed to write to the ledger ([`CALLERS`]), with a token bound to the ledger.
 #[derive(Debug)]
-pub struct InternalCaller;
+pub struct InternalCaller(pub Caller);
 
 impl FromRequestParts<AppState> for InternalCaller {
-    type Rejection = LedgerError;
+    type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if fintech_kit::placeholder::bearer_matches(&parts.headers, &state.service_token) {
-            Ok(InternalCaller)
-        } else {
-            tracing::warn!("rejected a ledger call without the internal service token");
-            Err(LedgerError::Unauthorized)
-        }
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_service(CALLERS, "write to the ledger")?;
+        Ok(InternalCaller(caller))
+    }
+}
+
+/// A reader: one of [`CALLERS`], or support staff.
+#[derive(Debug)]
+pub struct Reader(pub Caller);
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let allowed = CALLERS.iter().any(|s| caller.is_service(s)) || caller.has_role(Role::Support);
+        caller.require(allowed, "read the ledger")?;
+        Ok(Reader(caller))
     }
 }
 
@@ -81,7 +92,7 @@ fn applied(result: Applied) -> Response {
 
 /// Create a ledger account (idempotent on the same settings).
 #[utoipa::path(post, path = "/api/ledger/v1/accounts", tag = "ledger", request_body = NewAccountRequest,
-    security(("placeholder_service_token" = [])),
+    security(("service_token" = [])),
     responses((status = 201, body = Account), (status = 200, body = Account, description = "Already existed"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -101,10 +112,10 @@ fn account_id(id: &str) -> Result<&str, LedgerError> {
 
 /// An account and its balances.
 #[utoipa::path(get, path = "/api/ledger/v1/accounts/{id}", tag = "ledger",
-    params(("id" = String, Path)), security(("placeholder_service_token" = [])),
+    params(("id" = String, Path)), security(("service_token" = [])),
     responses((status = 200, body = Account), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_account(
-    _caller: InternalCaller,
+    _caller: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Account>, LedgerError> {
@@ -119,7 +130,7 @@ pub struct StatusRequest {
 
 /// Freeze, unfreeze or close an account.
 #[utoipa::path(post, path = "/api/ledger/v1/accounts/{id}/status", tag = "ledger", request_body = StatusRequest,
-    params(("id" = String, Path)), security(("placeholder_service_token" = [])),
+    params(("id" = String, Path)), security(("service_token" = [])),
     responses((status = 200, body = Account), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn set_status(
@@ -156,11 +167,11 @@ pub struct PostingPage {
 
 /// An account's postings, newest first.
 #[utoipa::path(get, path = "/api/ledger/v1/accounts/{id}/postings", tag = "ledger",
-    params(("id" = String, Path), PageQuery), security(("placeholder_service_token" = [])),
+    params(("id" = String, Path), PageQuery), security(("service_token" = [])),
     responses((status = 200, body = PostingPage), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_postings(
-    _caller: InternalCaller,
+    _caller: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
@@ -183,7 +194,7 @@ pub async fn list_postings(
 
 /// Record a transfer (single-phase, or a pending hold). Idempotent on `id`.
 #[utoipa::path(post, path = "/api/ledger/v1/transfers", tag = "ledger", request_body = NewTransferRequest,
-    security(("placeholder_service_token" = [])),
+    security(("service_token" = [])),
     responses((status = 201, body = Transfer), (status = 200, body = Transfer, description = "Replayed: same id and content"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -223,7 +234,7 @@ pub struct BatchResponse {
 /// (a refused item changes nothing and does not stop the others), and all accepted items
 /// commit together.
 #[utoipa::path(post, path = "/api/ledger/v1/transfers/batch", tag = "ledger", request_body = BatchRequest,
-    security(("placeholder_service_token" = [])),
+    security(("service_token" = [])),
     responses((status = 200, body = BatchResponse), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_batch(
     _caller: InternalCaller,
@@ -283,10 +294,10 @@ pub struct TransferView {
 
 /// A transfer by id.
 #[utoipa::path(get, path = "/api/ledger/v1/transfers/{id}", tag = "ledger",
-    params(("id" = String, Path)), security(("placeholder_service_token" = [])),
+    params(("id" = String, Path)), security(("service_token" = [])),
     responses((status = 200, body = TransferView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_transfer(
-    _caller: InternalCaller,
+    _caller: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<TransferView>, LedgerError> {
@@ -306,7 +317,7 @@ async fn resolve(
 
 /// Post all or part of a pending transfer.
 #[utoipa::path(post, path = "/api/ledger/v1/transfers/{id}/post", tag = "ledger", request_body = ResolveRequest,
-    params(("id" = String, Path, description = "The pending transfer")), security(("placeholder_service_token" = [])),
+    params(("id" = String, Path, description = "The pending transfer")), security(("service_token" = [])),
     responses((status = 201, body = Transfer), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn post_pending(
@@ -320,7 +331,7 @@ pub async fn post_pending(
 
 /// Release a pending transfer.
 #[utoipa::path(post, path = "/api/ledger/v1/transfers/{id}/void", tag = "ledger", request_body = ResolveRequest,
-    params(("id" = String, Path, description = "The pending transfer")), security(("placeholder_service_token" = [])),
+    params(("id" = String, Path, description = "The pending transfer")), security(("service_token" = [])),
     responses((status = 201, body = Transfer), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn void_pending(

@@ -6,35 +6,39 @@ use std::time::Duration;
 
 use fintech_db::Db;
 use fintech_db::sqlx::{self, Row};
+use fintech_identity::IdentityService;
+use fintech_identity::mint::Minter;
 use fintech_ledger::LedgerService;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "ledger-test-service-token-0123456789abcdef";
-
 struct App {
     app: TestApp,
     db: Db,
+    /// payments' service token for the ledger.
+    token: String,
+    minter: Minter,
 }
 
 async fn spawn_app(backend: Backend) -> App {
-    let spawn = Spawn::new(backend).with("ledger.placeholder_service_token", TOKEN).with("ledger.expiry_sweep_ms", 20);
-    let app = TestApp::spawn(&[&LedgerService], spawn).await;
+    let spawn = Spawn::new(backend).with("ledger.expiry_sweep_ms", 20);
+    let app = TestApp::spawn(&[&IdentityService, &LedgerService], spawn).await;
     let db = app.db("ledger").await;
-    App { app, db }
+    let minter = Minter::from_registry(&app.registry).unwrap();
+    App { app, db, token: minter.service("payments", "ledger"), minter }
 }
 
 impl App {
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let resp =
-            self.app.http.post(self.app.url("ledger", path)).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+            self.app.http.post(self.app.url("ledger", path)).bearer_auth(&self.token).json(&body).send().await.unwrap();
         let status = resp.status();
         (status, resp.json().await.unwrap())
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let resp = self.app.http.get(self.app.url("ledger", path)).bearer_auth(TOKEN).send().await.unwrap();
+        let resp = self.app.http.get(self.app.url("ledger", path)).bearer_auth(&self.token).send().await.unwrap();
         let status = resp.status();
         (status, resp.json().await.unwrap())
     }
@@ -118,7 +122,7 @@ async fn accounts_transfers_and_idempotency(backend: Backend) {
         .app
         .http
         .post(app.app.url("ledger", "/v1/transfers"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(&app.token)
         .json(&transfer("pay-1", "alice", "bob", 2_500))
         .send()
         .await
@@ -317,18 +321,33 @@ async fn bad_input_changes_nothing(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let resp = app.app.http.post(&url).bearer_auth("wrong").json(&with(json!({}))).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // Only accounts and payments write; support staff may read; nobody else.
+    use fintech_auth::{Kind, Role};
+    let support = app.minter.staff(&[Role::Support]);
+    for (token, status) in [
+        (app.minter.user(Kind::Customer, "c-1"), StatusCode::FORBIDDEN),
+        (support.clone(), StatusCode::FORBIDDEN),
+        (app.minter.service("contact-us", "ledger"), StatusCode::FORBIDDEN),
+        (app.minter.service("payments", "accounts"), StatusCode::UNAUTHORIZED),
+    ] {
+        let resp = app.app.http.post(&url).bearer_auth(&token).json(&with(json!({}))).send().await.unwrap();
+        assert_eq!(resp.status(), status);
+    }
+    let resp =
+        app.app.http.get(app.app.url("ledger", "/v1/accounts/alice")).bearer_auth(&support).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "support staff reads");
     let resp = app
         .app
         .http
         .post(&url)
-        .bearer_auth(TOKEN)
+        .bearer_auth(&app.token)
         .header("content-type", "application/json")
         .body("{")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let resp = app.app.http.put(&url).bearer_auth(TOKEN).send().await.unwrap();
+    let resp = app.app.http.put(&url).bearer_auth(&app.token).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     let (status, body) = app.get("/v1/accounts/a%20b").await;
     assert_code(status, &body, StatusCode::NOT_FOUND, "not_found");

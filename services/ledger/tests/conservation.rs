@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use fintech_db::Db;
 use fintech_db::sqlx::{self, Row};
+use fintech_identity::IdentityService;
+use fintech_identity::mint::Minter;
 use fintech_ledger::LedgerService;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
 use rand::rngs::StdRng;
@@ -20,14 +22,13 @@ use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "ledger-test-service-token-0123456789abcdef";
 const CLIENTS: usize = 16;
 const OPS_PER_CLIENT: usize = 250;
 const CURRENCIES: [(&str, usize); 2] = [("USD", 40), ("EUR", 12)];
 const OPENING_BALANCE: i64 = 10_000;
 
 fn spawn(backend: Backend) -> Spawn {
-    Spawn::new(backend).with("ledger.placeholder_service_token", TOKEN).with("ledger.expiry_sweep_ms", 50)
+    Spawn::new(backend).with("ledger.expiry_sweep_ms", 50)
 }
 
 fn accounts(currency: &str, n: usize) -> Vec<String> {
@@ -39,6 +40,7 @@ fn accounts(currency: &str, n: usize) -> Vec<String> {
 /// after a millisecond, like a client that gives up and reconnects.
 async fn send(
     http: &reqwest::Client,
+    token: &str,
     base: &RwLock<String>,
     path: &str,
     body: &Value,
@@ -48,7 +50,7 @@ async fn send(
     loop {
         attempt += 1;
         let url = format!("{}/api/ledger{path}", base.read().unwrap());
-        let mut req = http.post(url).bearer_auth(TOKEN).json(body);
+        let mut req = http.post(url).bearer_auth(token).json(body);
         if attempt == 1 && rng.random_ratio(1, 10) {
             req = req.timeout(Duration::from_millis(1));
         }
@@ -69,6 +71,7 @@ async fn send(
 async fn client(
     n: usize,
     http: reqwest::Client,
+    token: String,
     base: Arc<RwLock<String>>,
     acked: Arc<Mutex<Vec<String>>>,
     done: Arc<AtomicUsize>,
@@ -87,7 +90,7 @@ async fn client(
         let pending = rng.random_ratio(1, 5);
         let body = json!({ "id": id, "debit_account_id": debit, "credit_account_id": credit, "amount_minor": amount,
                            "currency": currency, "code": "payment", "pending": pending });
-        let (status, answer) = send(&http, &base, "/v1/transfers", &body, &mut rng).await;
+        let (status, answer) = send(&http, &token, &base, "/v1/transfers", &body, &mut rng).await;
         match status {
             StatusCode::CREATED | StatusCode::OK => acked.lock().unwrap().push(id.clone()),
             StatusCode::CONFLICT => assert_eq!(answer["code"], "insufficient_funds", "{answer}"),
@@ -101,7 +104,8 @@ async fn client(
                 5..=7 => ("void", json!({ "id": format!("{id}-void") })),
                 _ => continue,
             };
-            let (status, answer) = send(&http, &base, &format!("/v1/transfers/{id}/{path}"), &resolve, &mut rng).await;
+            let (status, answer) =
+                send(&http, &token, &base, &format!("/v1/transfers/{id}/{path}"), &resolve, &mut rng).await;
             assert!(status.is_success(), "{status}: {answer}");
             acked.lock().unwrap().push(resolve["id"].as_str().unwrap().to_owned());
         }
@@ -133,7 +137,8 @@ async fn connection_killer(db: Db, stop: Arc<AtomicBool>, killed: Arc<AtomicUsiz
 
 async fn conservation(backend: Backend) {
     let started = Instant::now();
-    let app = TestApp::spawn(&[&LedgerService], spawn(backend)).await;
+    let app = TestApp::spawn(&[&IdentityService, &LedgerService], spawn(backend)).await;
+    let token = Minter::from_registry(&app.registry).unwrap().service("payments", "ledger");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let base = Arc::new(RwLock::new(app.base.clone()));
     let mut setup_rng = StdRng::seed_from_u64(99);
@@ -141,6 +146,7 @@ async fn conservation(backend: Backend) {
         let funding = format!("funding:{currency}");
         let (s, _) = send(
             &http,
+            &token,
             &base,
             "/v1/accounts",
             &json!({ "id": funding, "currency": currency, "allow_overdraft": true }),
@@ -150,11 +156,12 @@ async fn conservation(backend: Backend) {
         assert_eq!(s, StatusCode::CREATED);
         for id in accounts(currency, count) {
             let (s, _) =
-                send(&http, &base, "/v1/accounts", &json!({ "id": id, "currency": currency }), &mut setup_rng).await;
+                send(&http, &token, &base, "/v1/accounts", &json!({ "id": id, "currency": currency }), &mut setup_rng)
+                    .await;
             assert!(s.is_success());
             let fund = json!({ "id": format!("open-{id}"), "debit_account_id": funding, "credit_account_id": id,
                                "amount_minor": OPENING_BALANCE, "currency": currency, "code": "funding" });
-            let (s, _) = send(&http, &base, "/v1/transfers", &fund, &mut setup_rng).await;
+            let (s, _) = send(&http, &token, &base, "/v1/transfers", &fund, &mut setup_rng).await;
             assert!(s.is_success());
         }
     }
@@ -162,12 +169,12 @@ async fn conservation(backend: Backend) {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|n| tokio::spawn(client(n, http.clone(), base.clone(), acked.clone(), done.clone())))
+        .map(|n| tokio::spawn(client(n, http.clone(), token.clone(), base.clone(), acked.clone(), done.clone())))
         .collect();
     let stop_killer = Arc::new(AtomicBool::new(false));
     let killed = Arc::new(AtomicUsize::new(0));
     let killer = (backend == Backend::MariaDb).then(|| {
-        let url = app.database_urls[0].1.clone();
+        let url = app.database_urls.iter().find(|(s, _)| s == "ledger").unwrap().1.clone();
         let (stop, killed) = (stop_killer.clone(), killed.clone());
         tokio::spawn(async move {
             let db =
@@ -181,7 +188,8 @@ async fn conservation(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (urls, dir, _keep) = app.stop().await;
-    let app = TestApp::spawn(&[&LedgerService], Spawn { reuse: Some((urls, dir)), ..spawn(backend) }).await;
+    let app =
+        TestApp::spawn(&[&IdentityService, &LedgerService], Spawn { reuse: Some((urls, dir)), ..spawn(backend) }).await;
     *base.write().unwrap() = app.base.clone();
     for c in clients {
         c.await.unwrap();

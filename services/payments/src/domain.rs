@@ -24,6 +24,10 @@ pub struct Payment {
     pub description: String,
     pub created_at: String,
     pub updated_at: String,
+    /// The payer's customer (`null` for a system account).
+    pub payer_customer_id: Option<String>,
+    /// The payee's customer (`null` for a system account).
+    pub payee_customer_id: Option<String>,
 }
 
 fn account(errors: &mut Vec<FieldError>, field: &str, v: Option<&str>) -> Option<String> {

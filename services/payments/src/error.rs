@@ -15,8 +15,10 @@ pub enum PaymentsError {
     InvalidState(String),
     #[error("refund exceeds the captured amount")]
     RefundExceedsCaptured,
-    #[error("API token required")]
-    Unauthorized,
+    #[error(transparent)]
+    Auth(#[from] fintech_auth::AuthError),
+    #[error("accounts unavailable")]
+    AccountsUnavailable,
     #[error("no fees account for the currency")]
     FeesUnavailable,
     #[error("ledger refused")]
@@ -38,7 +40,10 @@ impl IntoResponse for PaymentsError {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_captured", "Refund refused")
                     .with_detail("Refunds cannot add up to more than the captured amount.")
             }
-            PaymentsError::Unauthorized => Problem::unauthorized("A token is required."),
+            PaymentsError::Auth(e) => e.problem(),
+            PaymentsError::AccountsUnavailable => {
+                Problem::service_unavailable("accounts_unavailable", "Account owners could not be checked; retry.")
+            }
             PaymentsError::FeesUnavailable => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "fees_unavailable",

@@ -10,7 +10,6 @@ pub mod error;
 pub mod routes;
 pub mod store;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,8 +25,8 @@ pub const TOPIC: &str = "payments.events";
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 
-/// The placeholder bearer token in the OpenAPI document.
-const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("placeholder_api_token");
+/// Access tokens from identity.
+const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("bearer");
 
 #[derive(OpenApi)]
 #[openapi(
@@ -65,25 +64,15 @@ impl Service for PaymentsService {
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::PaymentsConfig = ctx.config.section(&config_key(SERVICE))?;
-        let ledger = fintech_ledger::client::for_service(
-            &ctx,
-            SERVICE,
-            config.ledger_url.as_ref(),
-            config.ledger_token.as_ref(),
-        )?;
-        let token = fintech_kit::placeholder::load_or_generate(
-            config.placeholder_api_token.as_ref(),
-            &ctx.data_dir,
-            "placeholder-api-token",
-        )
-        .await?;
+        let ledger = fintech_ledger::client::for_service(&ctx, SERVICE, config.ledger_url.as_ref())?;
+        let accounts = fintech_accounts::client::for_service(&ctx, SERVICE, config.accounts_url.as_ref())?;
         let mut settings = IdempotencySettings::new(SERVICE);
         if let Some(hours) = config.idempotency_retention_hours {
             settings.retention = Duration::from_secs(hours * 3600);
         }
         idempotency::spawn_purger(ctx.db.clone(), settings.retention, ctx.shutdown.clone());
         let db = ctx.db.clone();
-        let state = routes::AppState { ctx, ledger, api_token: Arc::new(token) };
+        let state = routes::AppState { ctx, ledger, accounts };
         Ok(Started { router: idempotency::layer(routes::router(state), db, settings), checks: Vec::new() })
     }
 }

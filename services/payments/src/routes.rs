@@ -1,22 +1,26 @@
 //! HTTP routes of payments, relative to `/api/payments`. Every POST carries an
 //! `Idempotency-Key`; the ids of everything a request creates (the payment, its ledger
-//! transfers) are derived from that key, so a retry can never move money twice.
+//! transfers) are derived from that key and the caller, so a retry can never move money twice.
+//!
+//! Who may do what: customers and merchants pay and transfer from their own accounts (merchant
+//! API keys need `payments:write`); the payee (a merchant with `payments:manage`) captures,
+//! cancels and refunds; both parties and support staff read; operators top accounts up and may
+//! capture, cancel and refund. Another customer's payment answers 404.
 
-use std::sync::Arc;
-
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use fintech_config::Secret;
+use fintech_accounts::client::{DirectoryError, SharedAccounts};
+use fintech_auth::{Caller, Kind, Role, scopes};
 use fintech_events::EventEnvelope;
 use fintech_http::ApiJson;
 use fintech_kit::ServiceContext;
 use fintech_kit::idempotency::IdempotencyKey;
 use fintech_ledger::client::SharedLedger;
 use fintech_ledger::domain::{DEFAULT_PENDING_TIMEOUT_MS, NewTransfer, Resolve, TransferKind};
+use fintech_ledger::error::{LedgerError, Side};
 
 use crate::domain::{AmountRequest, NewPayment, NewPaymentRequest, NewTransferRequest, Payment, TopupRequest};
 use crate::error::PaymentsError;
@@ -26,8 +30,7 @@ use crate::{SERVICE, TOPIC, store};
 pub struct AppState {
     pub ctx: ServiceContext,
     pub ledger: SharedLedger,
-    /// PLACEHOLDER: replaced by identity-issued tokens with per-object checks.
-    pub api_token: Arc<Secret<String>>,
+    pub accounts: SharedAccounts,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -42,21 +45,67 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// PLACEHOLDER authentication: one shared bearer token.
-#[derive(Debug)]
-pub struct Caller;
+/// The customers owning the two accounts of a new payment.
+struct Parties {
+    payer: Option<String>,
+    payee: Option<String>,
+}
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = PaymentsError;
+fn unknown_account(side: Side) -> PaymentsError {
+    PaymentsError::Ledger(LedgerError::AccountNotFound(side))
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if fintech_kit::placeholder::bearer_matches(&parts.headers, &state.api_token) {
-            Ok(Caller)
-        } else {
-            tracing::warn!("rejected a payments request without the API token");
-            Err(PaymentsError::Unauthorized)
-        }
+async fn owner(state: &AppState, account_id: &str, side: Side) -> Result<Option<String>, PaymentsError> {
+    match state.accounts.owner(account_id).await {
+        Ok(owner) => Ok(owner.customer_id),
+        Err(DirectoryError::NotFound) => Err(unknown_account(side)),
+        Err(DirectoryError::Unavailable) => Err(PaymentsError::AccountsUnavailable),
     }
+}
+
+/// Checks that `caller` may move money out of `payer` (their own account; an account of
+/// someone else answers as a missing one) and finds both parties.
+async fn paying_parties(state: &AppState, caller: &Caller, payer: &str, payee: &str) -> Result<Parties, PaymentsError> {
+    caller.require(
+        matches!(caller.kind(), Kind::Customer | Kind::Merchant) && caller.has_scope(scopes::PAYMENTS_WRITE),
+        "make a payment",
+    )?;
+    let payer_owner = owner(state, payer, Side::Debit).await?;
+    if payer_owner.is_none() || payer_owner.as_deref() != caller.customer_id() {
+        tracing::warn!(target: "security", event = "foreign_account_refused", subject = %caller.subject(),
+            "refused a payment from an account the caller does not own");
+        return Err(unknown_account(Side::Debit));
+    }
+    let payee_owner = owner(state, payee, Side::Credit).await?;
+    Ok(Parties { payer: payer_owner, payee: payee_owner })
+}
+
+/// Whether `caller` is a party to `p` (or support staff): otherwise the payment is answered as
+/// missing.
+fn may_see(caller: &Caller, p: &Payment) -> bool {
+    if caller.has_role(Role::Support) {
+        return true;
+    }
+    let party = caller
+        .customer_id()
+        .is_some_and(|c| p.payer_customer_id.as_deref() == Some(c) || p.payee_customer_id.as_deref() == Some(c));
+    let scoped =
+        [scopes::PAYMENTS_READ, scopes::PAYMENTS_WRITE, scopes::PAYMENTS_MANAGE].iter().any(|s| caller.has_scope(s));
+    party && scoped
+}
+
+/// Whether `caller` may capture, cancel or refund `p`: its payee (with `payments:manage`) or an
+/// operator.
+fn may_manage(caller: &Caller, p: &Payment) -> Result<(), PaymentsError> {
+    if !may_see(caller, p) {
+        return Err(PaymentsError::NotFound);
+    }
+    let payee = caller.customer_id().is_some() && p.payee_customer_id.as_deref() == caller.customer_id();
+    caller.require(
+        (payee && caller.has_scope(scopes::PAYMENTS_MANAGE)) || caller.has_role(Role::Operator),
+        "manage a payment",
+    )?;
+    Ok(())
 }
 
 /// A ledger refusal after an earlier leg of the same request moved money: internal (logged,
@@ -102,7 +151,7 @@ async fn stage(conn: &mut sqlx::AnyConnection, event: &str, p: &Payment) -> Resu
     fintech_events::outbox::stage(conn, TOPIC, &EventEnvelope::new(event, SERVICE, p.id.clone(), data)).await
 }
 
-fn new_payment(id: String, kind: &str, n: &NewPayment, status: &str, captured: i64) -> Payment {
+fn new_payment(id: String, kind: &str, n: &NewPayment, parties: Parties, status: &str, captured: i64) -> Payment {
     let now = fintech_telemetry::now_rfc3339();
     Payment {
         id,
@@ -118,21 +167,24 @@ fn new_payment(id: String, kind: &str, n: &NewPayment, status: &str, captured: i
         description: n.description.clone(),
         created_at: now.clone(),
         updated_at: now,
+        payer_customer_id: parties.payer,
+        payee_customer_id: parties.payee,
     }
 }
 
 /// Pay a merchant: capture at once, or authorize (hold) to capture later.
 #[utoipa::path(post, path = "/api/payments/v1/payments", tag = "payments", request_body = NewPaymentRequest,
-    params(("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    params(("Idempotency-Key" = String, Header)), security(("bearer" = [])),
     responses((status = 201, body = Payment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json"),
         (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn create_payment(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Extension(key): Extension<IdempotencyKey>,
     ApiJson(req): ApiJson<NewPaymentRequest>,
 ) -> Result<Response, PaymentsError> {
     let n = req.validate().map_err(PaymentsError::Validation)?;
+    let parties = paying_parties(&state, &caller, &n.payer, &n.payee).await?;
     let id = key.derive_id("pay");
     let fees = fees_account(n.currency.code());
     if n.fee_minor > 0 {
@@ -159,42 +211,45 @@ pub async fn create_payment(
         state.ledger.transfer(leg.with_reference(&id).as_hold(DEFAULT_PENDING_TIMEOUT_MS)).await?;
         ("authorized", 0, "payment.authorized")
     };
-    record(&state, new_payment(id, "payment", &n, status, captured), event).await
+    record(&state, new_payment(id, "payment", &n, parties, status, captured), event).await
 }
 
 /// Move money between two accounts.
 #[utoipa::path(post, path = "/api/payments/v1/transfers", tag = "payments", request_body = NewTransferRequest,
-    params(("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    params(("Idempotency-Key" = String, Header)), security(("bearer" = [])),
     responses((status = 201, body = Payment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json"),
         (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn create_transfer(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Extension(key): Extension<IdempotencyKey>,
     ApiJson(req): ApiJson<NewTransferRequest>,
 ) -> Result<Response, PaymentsError> {
     let n = req.validate().map_err(PaymentsError::Validation)?;
+    let parties = paying_parties(&state, &caller, &n.payer, &n.payee).await?;
     let id = key.derive_id("tr");
     let leg = NewTransfer::new(format!("{id}:transfer"), &n.payer, &n.payee, n.amount_minor, n.currency, "transfer");
     state.ledger.transfer(leg.with_reference(&id)).await?;
-    record(&state, new_payment(id, "transfer", &n, "succeeded", n.amount_minor), "transfer.completed").await
+    record(&state, new_payment(id, "transfer", &n, parties, "succeeded", n.amount_minor), "transfer.completed").await
 }
 
 /// Add money to an account from the funding system account.
 #[utoipa::path(post, path = "/api/payments/v1/topups", tag = "payments", request_body = TopupRequest,
-    params(("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    params(("Idempotency-Key" = String, Header)), security(("bearer" = [])),
     responses((status = 201, body = Payment), (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn create_topup(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Extension(key): Extension<IdempotencyKey>,
     ApiJson(req): ApiJson<TopupRequest>,
 ) -> Result<Response, PaymentsError> {
+    caller.require_role(Role::Operator, "top up an account")?;
     let n = req.validate().map_err(PaymentsError::Validation)?;
+    let parties = Parties { payer: None, payee: owner(&state, &n.payee, Side::Credit).await? };
     let id = key.derive_id("tu");
     let leg = NewTransfer::new(format!("{id}:topup"), &n.payer, &n.payee, n.amount_minor, n.currency, "funding");
     state.ledger.transfer(leg.with_reference(&id)).await?;
-    record(&state, new_payment(id, "topup", &n, "succeeded", n.amount_minor), "topup.completed").await
+    record(&state, new_payment(id, "topup", &n, parties, "succeeded", n.amount_minor), "topup.completed").await
 }
 
 fn payment_id(id: &str) -> Result<&str, PaymentsError> {
@@ -203,16 +258,16 @@ fn payment_id(id: &str) -> Result<&str, PaymentsError> {
 
 /// A payment.
 #[utoipa::path(get, path = "/api/payments/v1/payments/{id}", tag = "payments", params(("id" = String, Path)),
-    security(("placeholder_api_token" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = Payment), (status = 404, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn get_payment(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Payment>, PaymentsError> {
     let mut conn = state.ctx.db.pool().acquire().await?;
     let payment = store::get(&mut conn, payment_id(&id)?).await?.ok_or(PaymentsError::NotFound)?;
-    if payment.kind != "payment" {
+    if payment.kind != "payment" || !may_see(&caller, &payment) {
         return Err(PaymentsError::NotFound);
     }
     Ok(axum::Json(payment))
@@ -221,7 +276,13 @@ pub async fn get_payment(
 /// Runs `change` on the locked payment inside one transaction and, when it changed something
 /// (`Ok(true)`), records the result with `event`. `Ok(false)` means the change was already
 /// recorded (a retry): the payment is returned as it is.
-async fn change<F>(state: &AppState, id: &str, event: &str, change: F) -> Result<axum::Json<Payment>, PaymentsError>
+async fn change<F>(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    event: &str,
+    change: F,
+) -> Result<axum::Json<Payment>, PaymentsError>
 where
     F: AsyncFnOnce(&mut Payment, &mut sqlx::AnyConnection) -> Result<bool, PaymentsError>,
 {
@@ -231,6 +292,7 @@ where
     if payment.kind != "payment" {
         return Err(PaymentsError::NotFound);
     }
+    may_manage(caller, &payment)?;
     payment.updated_at = fintech_telemetry::now_rfc3339();
     if !change(&mut payment, &mut tx).await? {
         let current = store::get(&mut tx, &payment.id).await?.ok_or(PaymentsError::NotFound)?;
@@ -245,17 +307,17 @@ where
 
 /// Capture an authorized payment, all of it or part (the rest of the hold is released).
 #[utoipa::path(post, path = "/api/payments/v1/payments/{id}/capture", tag = "payments", request_body = AmountRequest,
-    params(("id" = String, Path), ("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header)), security(("bearer" = [])),
     responses((status = 200, body = Payment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn capture(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AmountRequest>,
 ) -> Result<axum::Json<Payment>, PaymentsError> {
     let amount = req.validate(false).map_err(PaymentsError::Validation)?;
     let ledger = state.ledger.clone();
-    change(&state, &id, "payment.captured", async |p: &mut Payment, _: &mut sqlx::AnyConnection| {
+    change(&state, &caller, &id, "payment.captured", async |p: &mut Payment, _: &mut sqlx::AnyConnection| {
         let captured = amount.unwrap_or(p.amount_minor);
         // The same capture again (a retry whose first answer was lost): it is done, say so.
         let done = matches!(p.status.as_str(), "captured" | "partially_refunded" | "refunded");
@@ -288,15 +350,15 @@ pub async fn capture(
 
 /// Cancel an authorized payment: its hold is released.
 #[utoipa::path(post, path = "/api/payments/v1/payments/{id}/cancel", tag = "payments",
-    params(("id" = String, Path), ("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header)), security(("bearer" = [])),
     responses((status = 200, body = Payment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn cancel(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Payment>, PaymentsError> {
     let ledger = state.ledger.clone();
-    change(&state, &id, "payment.canceled", async |p: &mut Payment, _: &mut sqlx::AnyConnection| {
+    change(&state, &caller, &id, "payment.canceled", async |p: &mut Payment, _: &mut sqlx::AnyConnection| {
         // Canceling twice has the effect of canceling once.
         if p.status == "canceled" {
             return Ok(false);
@@ -319,11 +381,11 @@ pub async fn cancel(
 
 /// Refund part or all of what was captured; refunds never add up to more.
 #[utoipa::path(post, path = "/api/payments/v1/payments/{id}/refunds", tag = "payments", request_body = AmountRequest,
-    params(("id" = String, Path), ("Idempotency-Key" = String, Header)), security(("placeholder_api_token" = [])),
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header)), security(("bearer" = [])),
     responses((status = 200, body = Payment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json"),
         (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn refund(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Extension(key): Extension<IdempotencyKey>,
@@ -332,7 +394,7 @@ pub async fn refund(
     let amount = req.validate(true).map_err(PaymentsError::Validation)?.unwrap_or_default();
     let ledger = state.ledger.clone();
     let refund_id = key.derive_id("re");
-    change(&state, &id, "payment.refunded", async |p: &mut Payment, conn: &mut sqlx::AnyConnection| {
+    change(&state, &caller, &id, "payment.refunded", async |p: &mut Payment, conn: &mut sqlx::AnyConnection| {
         // A retry of a refund whose answer was lost: it is recorded already, count it once.
         if store::refund_exists(conn, &refund_id).await? {
             return Ok(false);

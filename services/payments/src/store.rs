@@ -6,7 +6,7 @@ use fintech_db::sqlx::{self, AnyConnection, Row, any::AnyRow};
 use crate::domain::Payment;
 
 const COLUMNS: &str = "id, kind, payer_account_id, payee_account_id, amount_minor, currency, fee_minor, status, \
-    captured_minor, refunded_minor, description, created_at, updated_at";
+    captured_minor, refunded_minor, description, created_at, updated_at, payer_customer_id, payee_customer_id";
 
 fn from_row(r: &AnyRow) -> Result<Payment, sqlx::Error> {
     Ok(Payment {
@@ -23,6 +23,8 @@ fn from_row(r: &AnyRow) -> Result<Payment, sqlx::Error> {
         description: r.try_get("description")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        payer_customer_id: r.try_get("payer_customer_id")?,
+        payee_customer_id: r.try_get("payee_customer_id")?,
     })
 }
 
@@ -42,7 +44,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Payment>, 
 }
 
 pub async fn insert(conn: &mut AnyConnection, p: &Payment) -> Result<(), sqlx::Error> {
-    let sql = format!("INSERT INTO payments ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    let sql = format!("INSERT INTO payments ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&p.id)
         .bind(&p.kind)
@@ -57,6 +59,8 @@ pub async fn insert(conn: &mut AnyConnection, p: &Payment) -> Result<(), sqlx::E
         .bind(&p.description)
         .bind(&p.created_at)
         .bind(&p.updated_at)
+        .bind(&p.payer_customer_id)
+        .bind(&p.payee_customer_id)
         .execute(conn)
         .await?;
     Ok(())

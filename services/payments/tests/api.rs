@@ -4,21 +4,33 @@
 #![allow(clippy::unwrap_used)]
 
 use fintech_accounts::AccountsService;
+use fintech_auth::{Kind, Role};
 use fintech_db::sqlx::{self, Row};
+use fintech_identity::IdentityService;
+use fintech_identity::mint::Minter;
 use fintech_ledger::LedgerService;
 use fintech_payments::PaymentsService;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const STAFF: &str = "accounts-test-staff-token-0123456789abcdef";
-const API: &str = "payments-test-api-token-0123456789abcdefgh";
+/// A customer with one account, and their token.
+#[derive(Debug, Clone)]
+struct Party {
+    account: String,
+    customer: String,
+    token: String,
+}
 
 struct App {
     app: TestApp,
+    minter: Minter,
+    /// Staff with every role.
+    staff: String,
     ana: String,
     shop: String,
     bob: String,
+    parties: Vec<Party>,
 }
 
 async fn request(
@@ -42,36 +54,46 @@ async fn request(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn open(app: &TestApp, kind: &str, currency: &str) -> String {
-    let (_, c) = request(
-        app,
-        "accounts",
-        STAFF,
-        "/v1/customers",
-        None,
-        Some(json!({ "kind": kind, "name": "N", "email": "n@example.com" })),
-    )
-    .await;
-    let id = c["id"].as_str().unwrap().to_owned();
-    request(app, "accounts", STAFF, &format!("/v1/customers/{id}/kyc"), None, Some(json!({ "status": "verified" })))
-        .await;
-    let (status, a) =
-        request(app, "accounts", STAFF, "/v1/accounts", None, Some(json!({ "customer_id": id, "currency": currency })))
-            .await;
+/// A customer registers themselves, staff verifies them, they open an account.
+async fn open(app: &TestApp, minter: &Minter, kind: &str, currency: &str) -> Party {
+    let customer = uuid::Uuid::now_v7().to_string();
+    let token = minter.user(if kind == "business" { Kind::Merchant } else { Kind::Customer }, &customer);
+    let body = json!({ "kind": kind, "name": "N", "email": "n@example.com" });
+    let (status, c) = request(app, "accounts", &token, "/v1/customers", None, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    let staff = minter.staff(&[Role::Operator]);
+    let verified = Some(json!({ "status": "verified" }));
+    request(app, "accounts", &staff, &format!("/v1/customers/{customer}/kyc"), None, verified).await;
+    let party = Party { account: String::new(), customer, token };
+    Party { account: open_account(app, &party, currency).await, ..party }
+}
+
+/// Another account of `party`'s, in `currency`.
+async fn open_account(app: &TestApp, party: &Party, currency: &str) -> String {
+    let body = json!({ "customer_id": party.customer, "currency": currency });
+    let (status, a) = request(app, "accounts", &party.token, "/v1/accounts", None, Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{a}");
     a["id"].as_str().unwrap().to_owned()
 }
 
 async fn spawn_app(backend: Backend) -> App {
-    let spawn = Spawn::new(backend)
-        .with("accounts.placeholder_staff_token", STAFF)
-        .with("payments.placeholder_api_token", API)
-        .with("ledger.placeholder_service_token", "ledger-test-service-token-0123456789abcdef");
-    let app = TestApp::spawn(&[&LedgerService, &AccountsService, &PaymentsService], spawn).await;
-    let ana = open(&app, "individual", "USD").await;
-    let shop = open(&app, "business", "USD").await;
-    let bob = open(&app, "individual", "USD").await;
-    let a = App { app, ana, shop, bob };
+    let services: [&dyn fintech_kit::Service; 4] =
+        [&IdentityService, &LedgerService, &AccountsService, &PaymentsService];
+    let app = TestApp::spawn(&services, Spawn::new(backend)).await;
+    let minter = Minter::from_registry(&app.registry).unwrap();
+    let staff = minter.staff(&[Role::Admin]);
+    let ana = open(&app, &minter, "individual", "USD").await;
+    let shop = open(&app, &minter, "business", "USD").await;
+    let bob = open(&app, &minter, "individual", "USD").await;
+    let a = App {
+        ana: ana.account.clone(),
+        shop: shop.account.clone(),
+        bob: bob.account.clone(),
+        parties: vec![ana, shop, bob],
+        app,
+        minter,
+        staff,
+    };
     let (status, body) = a
         .pay("/v1/topups", "topup-ana", json!({ "account_id": a.ana, "amount_minor": 10_000, "currency": "USD" }))
         .await;
@@ -80,17 +102,40 @@ async fn spawn_app(backend: Backend) -> App {
 }
 
 impl App {
+    fn ana(&self) -> &Party {
+        &self.parties[0]
+    }
+    fn shop(&self) -> &Party {
+        &self.parties[1]
+    }
+    fn bob(&self) -> &Party {
+        &self.parties[2]
+    }
+
+    /// POSTs as whoever does this in real life: staff tops up, the payee (the shop) captures,
+    /// cancels and refunds, ana pays and transfers.
     async fn pay(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
-        request(&self.app, "payments", API, path, Some(key), Some(body)).await
+        let token = if path.starts_with("/v1/topups") {
+            &self.staff
+        } else if ["/capture", "/cancel", "/refunds"].iter().any(|p| path.ends_with(p)) {
+            &self.shop().token
+        } else {
+            &self.ana().token
+        };
+        request(&self.app, "payments", token, path, Some(key), Some(body)).await
+    }
+
+    async fn pay_as(&self, token: &str, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        request(&self.app, "payments", token, path, Some(key), Some(body)).await
     }
 
     async fn balance(&self, account: &str) -> (i64, i64) {
-        let (_, a) = request(&self.app, "accounts", STAFF, &format!("/v1/accounts/{account}"), None, None).await;
+        let (_, a) = request(&self.app, "accounts", &self.staff, &format!("/v1/accounts/{account}"), None, None).await;
         (a["balance_minor"].as_i64().unwrap(), a["available_minor"].as_i64().unwrap())
     }
 
     async fn fees(&self) -> i64 {
-        let (_, a) = request(&self.app, "accounts", STAFF, "/v1/accounts/system:fees:USD", None, None).await;
+        let (_, a) = request(&self.app, "accounts", &self.staff, "/v1/accounts/system:fees:USD", None, None).await;
         a["balance_minor"].as_i64().unwrap()
     }
 
@@ -162,7 +207,7 @@ async fn payment_lifecycle(backend: Backend) {
         .await;
     assert_eq!((status, t["status"].as_str()), (StatusCode::CREATED, Some("succeeded")), "{t}");
     assert_eq!(a.balance(&a.bob).await.0, 250);
-    let (status, got) = request(&a.app, "payments", API, &format!("/v1/payments/{id}"), None, None).await;
+    let (status, got) = request(&a.app, "payments", &a.ana().token, &format!("/v1/payments/{id}"), None, None).await;
     assert_eq!((status, got["status"].as_str()), (StatusCode::OK, Some("canceled")));
 }
 
@@ -179,19 +224,19 @@ async fn idempotency_contract(backend: Backend) {
     assert_eq!(a.balance(&a.ana).await.0, 9_900);
     let (status, other) = a.pay("/v1/payments", "same-key", payment(&a.ana, &a.shop, 101, 0, true)).await;
     assert_eq!((status, other["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")));
-    let (status, missing) = request(&a.app, "payments", API, "/v1/payments", None, Some(body)).await;
+    let (status, missing) = request(&a.app, "payments", &a.ana().token, "/v1/payments", None, Some(body)).await;
     assert_eq!((status, missing["code"].as_str()), (StatusCode::BAD_REQUEST, Some("idempotency_key_required")));
 }
 
 async fn bad_input_moves_nothing(backend: Backend) {
     let a = spawn_app(backend).await;
-    let eur = open(&a.app, "individual", "EUR").await;
-    let chf = open(&a.app, "individual", "CHF").await;
-    let chf_shop = open(&a.app, "business", "CHF").await;
+    let eur = open(&a.app, &a.minter, "individual", "EUR").await.account;
+    let chf = open_account(&a.app, a.ana(), "CHF").await;
+    let chf_shop = open(&a.app, &a.minter, "business", "CHF").await.account;
     request(
         &a.app,
         "accounts",
-        STAFF,
+        &a.staff,
         &format!("/v1/accounts/{}/status", a.bob),
         None,
         Some(json!({ "status": "frozen" })),
@@ -250,4 +295,88 @@ async fn bad_input_moves_nothing(backend: Backend) {
     assert_eq!(a.balance(&a.ana).await.0, 9_900);
 }
 
-fintech_testkit::on_both_engines!(payment_lifecycle, idempotency_contract, bad_input_moves_nothing);
+/// Per-object authorization: another customer's payments and accounts are invisible (404 or
+/// `account_not_found`, as if missing), roles and API-key scopes are enforced, and the same
+/// Idempotency-Key used by two callers makes two independent payments.
+async fn callers_see_and_move_only_their_own(backend: Backend) {
+    let a = spawn_app(backend).await;
+    let (ana, bob, shop) = (a.ana().clone(), a.bob().clone(), a.shop().clone());
+    let (status, p) = a.pay("/v1/payments", "own-1", payment(&a.ana, &a.shop, 1_000, 0, false)).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let id = p["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (p["payer_customer_id"].as_str(), p["payee_customer_id"].as_str()),
+        (Some(&*ana.customer), Some(&*shop.customer))
+    );
+    let before = a.ledger_rows().await;
+
+    // bob neither sees nor touches ana's payment, nor pays from her account.
+    let path = format!("/v1/payments/{id}");
+    let get = async |token: &str| request(&a.app, "payments", token, &path, None, None).await;
+    let (status, body) = get(&bob.token).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{body}");
+    for action in ["capture", "cancel", "refunds"] {
+        let (status, body) = a
+            .pay_as(
+                &bob.token,
+                &format!("/v1/payments/{id}/{action}"),
+                &format!("bob-{action}"),
+                json!({ "amount_minor": 1 }),
+            )
+            .await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{action}: {body}");
+    }
+    let (status, body) = a.pay_as(&bob.token, "/v1/payments", "bob-steal", payment(&a.ana, &a.bob, 100, 0, true)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("account_not_found")),
+        "{body}"
+    );
+    let steal = json!({ "from_account_id": a.ana, "to_account_id": a.bob, "amount_minor": 100, "currency": "USD" });
+    let (status, body) = a.pay_as(&bob.token, "/v1/transfers", "bob-steal-2", steal).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("account_not_found")),
+        "{body}"
+    );
+
+    // Roles and scopes: customers do not top up; the payer does not capture; support staff
+    // reads but does not capture; an API key with payments:read cannot pay or capture.
+    let topup = json!({ "account_id": a.bob, "amount_minor": 100, "currency": "USD" });
+    let (status, body) = a.pay_as(&bob.token, "/v1/topups", "bob-topup", topup.clone()).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{body}");
+    let (status, _) = a.pay_as(&ana.token, &format!("/v1/payments/{id}/capture"), "ana-cap", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let support = a.minter.staff(&[Role::Support]);
+    assert_eq!(get(&support).await.0, StatusCode::OK);
+    let (status, _) = a.pay_as(&support, &format!("/v1/payments/{id}/capture"), "sup-cap", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let read_only = a.minter.api_key(&shop.customer, &["payments:read"]);
+    assert_eq!(get(&read_only).await.0, StatusCode::OK);
+    let (status, _) = a.pay_as(&read_only, &format!("/v1/payments/{id}/capture"), "ro-cap", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let service = a.minter.service("payments", "ledger");
+    assert_eq!(get(&service).await.0, StatusCode::UNAUTHORIZED, "a token bound to the ledger is refused here");
+    assert_eq!(a.ledger_rows().await, before, "refused callers moved nothing");
+
+    // The shop's API key with payments:manage captures.
+    let manage = a.minter.api_key(&shop.customer, &["payments:manage"]);
+    let (status, body) = a.pay_as(&manage, &format!("/v1/payments/{id}/capture"), "shop-cap", json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("captured")), "{body}");
+
+    // One key, two callers: two payments with different ids, each replayed only to its owner.
+    let topup_bob = a.pay("/v1/topups", "topup-bob", topup).await;
+    assert_eq!(topup_bob.0, StatusCode::CREATED);
+    let (s1, p1) = a.pay_as(&ana.token, "/v1/payments", "shared-key", payment(&a.ana, &a.shop, 10, 0, true)).await;
+    let (s2, p2) = a.pay_as(&bob.token, "/v1/payments", "shared-key", payment(&a.bob, &a.shop, 10, 0, true)).await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED), "{p1} {p2}");
+    assert_ne!(p1["id"], p2["id"]);
+    assert_eq!(a.balance(&a.bob).await.0, 90);
+}
+
+fintech_testkit::on_both_engines!(
+    payment_lifecycle,
+    idempotency_contract,
+    bad_input_moves_nothing,
+    callers_see_and_move_only_their_own
+);

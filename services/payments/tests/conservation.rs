@@ -17,8 +17,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use fintech_accounts::AccountsService;
+use fintech_auth::{Kind, Role};
 use fintech_db::Db;
 use fintech_db::sqlx::{self, Row};
+use fintech_identity::IdentityService;
+use fintech_identity::mint::Minter;
 use fintech_ledger::LedgerService;
 use fintech_payments::PaymentsService;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
@@ -27,8 +30,6 @@ use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const STAFF: &str = "accounts-test-staff-token-0123456789abcdef";
-const API: &str = "payments-test-api-token-0123456789abcdefgh";
 const CLIENTS: usize = 16;
 const OPS_PER_CLIENT: usize = 150;
 const PAYERS: usize = 50;
@@ -37,16 +38,14 @@ const OPENING_TOPUP: i64 = 20_000;
 
 fn spawn(backend: Backend) -> Spawn {
     Spawn::new(backend)
-        .with("accounts.placeholder_staff_token", STAFF)
-        .with("payments.placeholder_api_token", API)
-        .with("ledger.placeholder_service_token", "ledger-test-service-token-0123456789abcdef")
 }
 
-const SERVICES: [&dyn fintech_kit::Service; 3] = [&LedgerService, &AccountsService, &PaymentsService];
+const SERVICES: [&dyn fintech_kit::Service; 4] = [&IdentityService, &LedgerService, &AccountsService, &PaymentsService];
 
 /// One request as sent: replayed verbatim at the end.
 #[derive(Debug, Clone)]
 struct Sent {
+    token: String,
     path: String,
     key: String,
     body: Value,
@@ -58,6 +57,7 @@ struct Sent {
 /// "still in progress". Some first attempts are cut off after a millisecond.
 async fn send(
     http: &reqwest::Client,
+    token: &str,
     base: &RwLock<String>,
     path: &str,
     key: &str,
@@ -68,7 +68,7 @@ async fn send(
     loop {
         attempt += 1;
         let url = format!("{}/api/payments{path}", base.read().unwrap());
-        let mut req = http.post(url).bearer_auth(API).header("Idempotency-Key", key).json(body);
+        let mut req = http.post(url).bearer_auth(token).header("Idempotency-Key", key).json(body);
         if attempt == 1 && rng.random_ratio(1, 10) {
             req = req.timeout(Duration::from_millis(1));
         }
@@ -91,6 +91,10 @@ type Known = HashMap<String, (i64, i64, String)>;
 
 struct Shared {
     http: reqwest::Client,
+    /// Each account's owner's token: payments and transfers are made by the payer.
+    tokens: HashMap<String, String>,
+    /// Staff with every role: top-ups, captures, cancels and refunds.
+    staff: String,
     base: RwLock<String>,
     payers: Vec<String>,
     merchants: Vec<String>,
@@ -103,8 +107,10 @@ async fn client(n: usize, shared: Arc<Shared>) -> Known {
     let mut rng = StdRng::seed_from_u64(1000 + n as u64);
     let mut known: Known = HashMap::new();
     let call = async |rng: &mut StdRng, path: String, key: String, body: Value| {
-        let (status, answer) = send(&shared.http, &shared.base, &path, &key, &body, rng).await;
-        shared.sent.lock().unwrap().push(Sent { path, key, body, status, answer: answer.clone() });
+        let payer = body["payer_account_id"].as_str().or(body["from_account_id"].as_str());
+        let token = payer.and_then(|p| shared.tokens.get(p)).unwrap_or(&shared.staff).clone();
+        let (status, answer) = send(&shared.http, &token, &shared.base, &path, &key, &body, rng).await;
+        shared.sent.lock().unwrap().push(Sent { token, path, key, body, status, answer: answer.clone() });
         (status, answer)
     };
     for i in 0..OPS_PER_CLIENT {
@@ -191,19 +197,26 @@ async fn client(n: usize, shared: Arc<Shared>) -> Known {
     known
 }
 
-async fn open(app: &TestApp, kind: &str) -> String {
-    let post = |path: &str, body: Value| app.http.post(app.url("accounts", path)).bearer_auth(STAFF).json(&body).send();
-    let c: Value = post("/v1/customers", json!({ "kind": kind, "name": "N", "email": "n@example.com" }))
+/// A customer registers and opens a USD account; staff verifies them. The account and the
+/// owner's token.
+async fn open(app: &TestApp, minter: &Minter, kind: &str) -> (String, String) {
+    let customer = uuid::Uuid::now_v7().to_string();
+    let token = minter.user(if kind == "business" { Kind::Merchant } else { Kind::Customer }, &customer);
+    let staff = minter.staff(&[Role::Operator]);
+    let post = |token: &str, path: &str, body: Value| {
+        app.http.post(app.url("accounts", path)).bearer_auth(token).json(&body).send()
+    };
+    let c =
+        post(&token, "/v1/customers", json!({ "kind": kind, "name": "N", "email": "n@example.com" })).await.unwrap();
+    assert_eq!(c.status(), StatusCode::CREATED);
+    post(&staff, &format!("/v1/customers/{customer}/kyc"), json!({ "status": "verified" })).await.unwrap();
+    let a: Value = post(&token, "/v1/accounts", json!({ "customer_id": customer, "currency": "USD" }))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let id = c["id"].as_str().unwrap();
-    post(&format!("/v1/customers/{id}/kyc"), json!({ "status": "verified" })).await.unwrap();
-    let a: Value =
-        post("/v1/accounts", json!({ "customer_id": id, "currency": "USD" })).await.unwrap().json().await.unwrap();
-    a["id"].as_str().unwrap().to_owned()
+    (a["id"].as_str().unwrap().to_owned(), token)
 }
 
 /// Kills the application user's other connections now and then (MariaDB only).
@@ -233,16 +246,22 @@ async fn scalar(db: &Db, sql: &'static str) -> i64 {
 
 async fn conservation(backend: Backend) {
     let app = TestApp::spawn(&SERVICES, spawn(backend)).await;
+    let minter = Minter::from_registry(&app.registry).unwrap();
+    let mut tokens = HashMap::new();
     let mut payers = Vec::new();
     for _ in 0..PAYERS {
-        payers.push(open(&app, "individual").await);
+        let (account, token) = open(&app, &minter, "individual").await;
+        tokens.insert(account.clone(), token);
+        payers.push(account);
     }
     let mut merchants = Vec::new();
     for _ in 0..MERCHANTS {
-        merchants.push(open(&app, "business").await);
+        merchants.push(open(&app, &minter, "business").await.0);
     }
     let shared = Arc::new(Shared {
         http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        tokens,
+        staff: minter.staff(&[Role::Admin]),
         base: RwLock::new(app.base.clone()),
         payers,
         merchants,
@@ -253,7 +272,8 @@ async fn conservation(backend: Backend) {
     let mut rng = StdRng::seed_from_u64(7);
     for (i, payer) in shared.payers.iter().enumerate() {
         let body = json!({ "account_id": payer, "amount_minor": OPENING_TOPUP, "currency": "USD" });
-        let (status, p) = send(&shared.http, &shared.base, "/v1/topups", &format!("open-{i}"), &body, &mut rng).await;
+        let (status, p) =
+            send(&shared.http, &shared.staff, &shared.base, "/v1/topups", &format!("open-{i}"), &body, &mut rng).await;
         assert_eq!(status, StatusCode::CREATED, "{p}");
         shared.topped_up.fetch_add(OPENING_TOPUP, Ordering::SeqCst);
     }
@@ -262,7 +282,7 @@ async fn conservation(backend: Backend) {
     let stop_killer = Arc::new(AtomicBool::new(false));
     let killed = Arc::new(AtomicUsize::new(0));
     let killer = (backend == Backend::MariaDb).then(|| {
-        let url = app.database_urls[0].1.clone();
+        let url = app.database_urls.iter().find(|(s, _)| s == "payments").unwrap().1.clone();
         let (stop, killed) = (stop_killer.clone(), killed.clone());
         tokio::spawn(async move {
             let db =
@@ -342,7 +362,7 @@ async fn conservation(backend: Backend) {
     let journal = scalar(&ledger, "SELECT COUNT(*) FROM transfers").await;
     let sample: Vec<Sent> = shared.sent.lock().unwrap().iter().step_by(17).cloned().collect();
     for s in &sample {
-        let (status, mut answer) = send(&shared.http, &shared.base, &s.path, &s.key, &s.body, &mut rng).await;
+        let (status, mut answer) = send(&shared.http, &s.token, &shared.base, &s.path, &s.key, &s.body, &mut rng).await;
         let mut first = s.answer.clone();
         // A problem carries the id of the request it answers: the replay's own.
         if status.is_client_error() {

@@ -1,19 +1,14 @@
-//! PLACEHOLDER bearer tokens, until the identity service issues real ones.
-//!
-//! A service that must not be open to everyone (support staff routes, internal service routes)
-//! takes one shared bearer token from configuration; when none is configured, a random one is
-//! generated into `<data dir>/<service>/<file>` (mode 0600) on first start. The path is logged,
-//! never the token. Comparison is constant-time.
+//! A secret generated on first start when configuration gives none (identity's first
+//! administrator password): random, written to `<data dir>/<service>/<file>` with mode 0600. The
+//! path is logged, never the secret.
 
 use std::path::Path;
 
 use anyhow::Context as _;
-use axum::http::{HeaderMap, header};
 use fintech_config::Secret;
-use subtle::ConstantTimeEq;
 
-/// Shortest accepted token.
-pub const MIN_TOKEN_CHARS: usize = 32;
+/// Shortest secret kept from the file; a shorter one is generated again.
+pub const MIN_SECRET_CHARS: usize = 32;
 
 /// The configured token, or the one kept in (or generated into) `dir/file_name`.
 pub async fn load_or_generate(
@@ -27,7 +22,7 @@ pub async fn load_or_generate(
     let path = dir.join(file_name);
     if let Ok(existing) = tokio::fs::read_to_string(&path).await {
         let existing = existing.trim().to_owned();
-        if existing.len() >= MIN_TOKEN_CHARS {
+        if existing.len() >= MIN_SECRET_CHARS {
             return Ok(Secret::new(existing));
         }
     }
@@ -49,25 +44,13 @@ pub async fn load_or_generate(
     // the first could read an empty file and generate a second token.
     tokio::io::AsyncWriteExt::flush(&mut file).await?;
     file.sync_all().await?;
-    tracing::info!(path = %path.display(), "generated a placeholder bearer token");
+    tracing::info!(path = %path.display(), "generated a secret");
     Ok(Secret::new(token))
-}
-
-/// Whether `headers` carry `Authorization: Bearer <expected>` (scheme case-insensitive).
-pub fn bearer_matches(headers: &HeaderMap, expected: &Secret<String>) -> bool {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.expose().as_bytes())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     #[tokio::test]
     async fn generated_once_then_reused_and_private() {
@@ -85,20 +68,5 @@ mod tests {
         let configured = Secret::new("c".repeat(40));
         let c = load_or_generate(Some(&configured), dir.path(), "t").await.expect("configured");
         assert_eq!(c.expose(), &"c".repeat(40));
-    }
-
-    #[test]
-    fn bearer_matching() {
-        let secret = Secret::new("s3cr3t-token".to_owned());
-        let mut h = HeaderMap::new();
-        assert!(!bearer_matches(&h, &secret));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cr3t-token"));
-        assert!(bearer_matches(&h, &secret));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer s3cr3t-token"));
-        assert!(bearer_matches(&h, &secret));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic s3cr3t-token"));
-        assert!(!bearer_matches(&h, &secret));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cr3t-tokeN"));
-        assert!(!bearer_matches(&h, &secret));
     }
 }

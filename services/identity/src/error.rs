@@ -1,0 +1,75 @@
+//! Errors of identity and their one mapping to problem+json.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fintech_auth::AuthError;
+use fintech_http::{FieldError, Problem};
+use fintech_kit::ratelimit::RetryAfter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("email already registered")]
+    EmailTaken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("too many attempts")]
+    TooManyAttempts(RetryAfter),
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    #[error("invalid API key")]
+    InvalidApiKey,
+    #[error("invalid service credentials")]
+    InvalidServiceCredentials,
+    #[error("audience not allowed")]
+    AudienceNotAllowed,
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for IdentityError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            IdentityError::Validation(errors) => Problem::validation(errors),
+            IdentityError::EmailTaken => {
+                Problem::conflict("email_taken", "An account with this e-mail address exists; sign in instead.")
+            }
+            IdentityError::InvalidCredentials => {
+                Problem::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "Sign-in failed")
+                    .with_detail("The e-mail address or the password is wrong.")
+            }
+            IdentityError::TooManyAttempts(wait) => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "Too many attempts")
+                    .with_detail("Too many attempts from here; wait before trying again (see Retry-After).")
+                    .with_header(header::RETRY_AFTER, HeaderValue::from(wait.secs()))
+            }
+            IdentityError::InvalidRefreshToken => {
+                Problem::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token", "Refresh refused")
+                    .with_detail("The refresh token is unknown, expired, used or revoked; sign in again.")
+            }
+            IdentityError::InvalidApiKey => {
+                Problem::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "API key refused")
+                    .with_detail("The API key is unknown or revoked.")
+            }
+            IdentityError::InvalidServiceCredentials => {
+                Problem::new(StatusCode::UNAUTHORIZED, "invalid_service_credentials", "Service credentials refused")
+                    .with_detail("Unknown service or wrong secret.")
+            }
+            IdentityError::AudienceNotAllowed => Problem::forbidden("This service may not call that audience."),
+            IdentityError::NotFound => Problem::not_found("No such object."),
+            IdentityError::Auth(e) => e.problem(),
+            e @ (IdentityError::Db(_) | IdentityError::Internal(_)) => {
+                tracing::error!(error = &e as &dyn std::error::Error, "identity request failed");
+                Problem::internal()
+            }
+        };
+        problem.into_response()
+    }
+}

@@ -1,0 +1,607 @@
+//! HTTP routes of identity, relative to `/api/identity`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use fintech_auth::{Caller, JwkSet, Kind, Role, scopes};
+use fintech_config::Secret;
+use fintech_http::{ApiJson, FieldError};
+use fintech_kit::ServiceContext;
+use fintech_kit::ratelimit::{Limiter, Rule};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::error::IdentityError;
+use crate::signing::SigningKeys;
+use crate::store::{self, ApiKey, User};
+use crate::tokens::{self, AccessToken, Issuer, RefreshRefusal, Subject};
+use crate::{password, security_event};
+
+/// Which service may ask for tokens to call which others. Anything not listed is refused.
+pub const SERVICE_CALLS: &[(&str, &[&str])] = &[("accounts", &["ledger"]), ("payments", &["ledger", "accounts"])];
+
+/// Sign-in, sign-up and key exchanges per client address: 20 at once, then one every 3 s.
+pub const PER_IP: Rule = Rule { capacity: 20, refill_every: Duration::from_secs(3) };
+/// Failed sign-ins per e-mail address and client address: 5, then one a minute. Counted per
+/// address pair, so an attacker elsewhere cannot lock the owner out.
+pub const FAILURES_PER_ACCOUNT_AND_IP: Rule = Rule { capacity: 5, refill_every: Duration::from_secs(60) };
+
+/// Rate limits of identity.
+#[derive(Debug)]
+pub struct Limits {
+    pub per_ip: Limiter,
+    pub failures: Limiter,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { per_ip: Limiter::new(PER_IP), failures: Limiter::new(FAILURES_PER_ACCOUNT_AND_IP) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub ctx: ServiceContext,
+    pub issuer: Issuer,
+    pub keys: Arc<SigningKeys>,
+    pub limits: Arc<Limits>,
+    pub refresh_ttl: Duration,
+    pub service_secrets: Arc<BTreeMap<String, Secret<String>>>,
+    pub trust_forwarded_for: bool,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/sign-up", post(sign_up))
+        .route("/v1/sign-in", post(sign_in))
+        .route("/v1/refresh", post(refresh))
+        .route("/v1/sign-out", post(sign_out))
+        .route("/v1/jwks.json", get(jwks))
+        .route("/v1/me", get(me))
+        .route("/v1/staff", post(create_staff))
+        .route("/v1/api-keys", post(create_api_key).get(list_api_keys))
+        .route("/v1/api-keys/{id}/revoke", post(revoke_api_key))
+        .route("/v1/api-key-tokens", post(api_key_token))
+        .route("/v1/service-tokens", post(service_token))
+        .route("/v1/signing-keys", post(rotate_signing_key))
+        .with_state(state)
+}
+
+/// The client's address: the connection's peer, or the last `X-Forwarded-For` entry when our
+/// own proxy sets it (`identity.trust_forwarded_for`).
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = IdentityError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.trust_forwarded_for
+            && let Some(last) = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            return Ok(ClientIp(last.to_string()));
+        }
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        Ok(ClientIp(peer.unwrap_or_else(|| "unknown".into())))
+    }
+}
+
+fn now_text() -> String {
+    fintech_telemetry::now_rfc3339()
+}
+
+fn parse_email(raw: &str) -> Result<String, FieldError> {
+    fintech_types::Email::parse(raw)
+        .map(|e| e.as_str().to_lowercase())
+        .map_err(|m| FieldError::new("email", "invalid_email", m))
+}
+
+/// Sign-up request. Unknown fields (`role`, `status`...) are refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignUpRequest {
+    pub email: String,
+    pub password: String,
+    /// `customer` (default) or `merchant`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// A user as shown to themselves or staff.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub kind: String,
+    pub email: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.clone(),
+            kind: u.kind.as_str().into(),
+            email: u.email.clone(),
+            roles: u.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            created_at: u.created_at.clone(),
+        }
+    }
+}
+
+async fn create_user(
+    state: &AppState,
+    email: String,
+    password_text: String,
+    kind: Kind,
+    roles: Vec<Role>,
+) -> Result<User, IdentityError> {
+    let user = User {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind,
+        email,
+        password_hash: password::hash(password_text).await?,
+        roles,
+        status: "active".into(),
+        created_at: now_text(),
+    };
+    let row = user.clone();
+    let inserted =
+        state.ctx.db.write(move |conn| Box::pin(async move { store::insert_user(&mut *conn, &row).await })).await;
+    match inserted {
+        Err(e) if fintech_db::is_unique_violation(&e) => Err(IdentityError::EmailTaken),
+        other => other.map(|()| user).map_err(IdentityError::from),
+    }
+}
+
+/// Register as a customer or a merchant; sign in afterwards.
+#[utoipa::path(post, path = "/api/identity/v1/sign-up", tag = "identity", request_body = SignUpRequest,
+    responses((status = 201, body = UserView), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json"),
+        (status = 422, body = fintech_http::Problem, content_type = "application/problem+json"),
+        (status = 429, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn sign_up(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<SignUpRequest>,
+) -> Result<Response, IdentityError> {
+    state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
+    let mut errors = Vec::new();
+    let email = parse_email(&req.email).map_err(|e| errors.push(e)).ok();
+    let kind = match req.kind.as_deref().unwrap_or("customer") {
+        "customer" => Some(Kind::Customer),
+        "merchant" => Some(Kind::Merchant),
+        _ => {
+            errors.push(FieldError::new("kind", "invalid_kind", "must be customer or merchant"));
+            None
+        }
+    };
+    if let Err(e) = password::check_policy(&req.password, &req.email) {
+        errors.push(e);
+    }
+    let (Some(email), Some(kind), true) = (email, kind, errors.is_empty()) else {
+        return Err(IdentityError::Validation(errors));
+    };
+    let user = create_user(&state, email, req.password, kind, Vec::new()).await?;
+    security_event("user_signed_up", &user.id, &[("kind", kind.as_str())]);
+    Ok((StatusCode::CREATED, axum::Json(UserView::from(&user))).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// Tokens after a sign-in or a refresh.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Session {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    /// Single use: each refresh answers a new one. Using one twice ends the session.
+    pub refresh_token: String,
+    pub user: UserView,
+}
+
+fn subject_of(user: &User) -> Subject {
+    Subject {
+        id: user.id.clone(),
+        kind: user.kind,
+        roles: user.roles.clone(),
+        scopes: Vec::new(),
+        api_key_id: None,
+        mfa: false,
+    }
+}
+
+async fn session(state: &AppState, user: &User, family: Option<(String, String)>) -> Result<Session, IdentityError> {
+    let access = state.issuer.access(&subject_of(user))?;
+    let refresh_token = tokens::new_refresh(&state.ctx.db, family, &user.id, state.refresh_ttl).await?;
+    Ok(Session {
+        access_token: access.access_token,
+        token_type: access.token_type,
+        expires_in: access.expires_in,
+        refresh_token,
+        user: UserView::from(user),
+    })
+}
+
+/// Sign in with e-mail and password.
+///
+/// Limits: 20 attempts per client address at once, then one every 3 s; 5 failures per e-mail
+/// and client address, then one a minute. Beyond either: 429 `too_many_attempts` with
+/// `Retry-After`. The owner signing in from another address is not affected.
+#[utoipa::path(post, path = "/api/identity/v1/sign-in", tag = "identity", request_body = SignInRequest,
+    responses((status = 200, body = Session), (status = 401, body = fintech_http::Problem, content_type = "application/problem+json"),
+        (status = 429, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<SignInRequest>,
+) -> Result<axum::Json<Session>, IdentityError> {
+    let email = req.email.trim().to_lowercase();
+    let pair = format!("{email}|{}", ip.0);
+    state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
+    if let Err(wait) = state.limits.failures.check(&pair) {
+        security_event("sign_in_throttled", &email, &[("ip", &ip.0)]);
+        return Err(IdentityError::TooManyAttempts(wait));
+    }
+    if req.password.chars().count() > password::MAX_PASSWORD_CHARS {
+        state.limits.failures.charge(&pair);
+        return Err(IdentityError::InvalidCredentials);
+    }
+    let mut conn = state.ctx.db.pool().acquire().await?;
+    let user = store::user_by_email(&mut conn, &email).await?;
+    drop(conn);
+    let ok = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    match user {
+        Some(user) if ok && user.status == "active" => {
+            state.limits.failures.forgive(&pair);
+            security_event("sign_in_succeeded", &user.id, &[("ip", &ip.0)]);
+            Ok(axum::Json(session(&state, &user, None).await?))
+        }
+        _ => {
+            state.limits.failures.charge(&pair);
+            security_event("sign_in_failed", &email, &[("ip", &ip.0)]);
+            Err(IdentityError::InvalidCredentials)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Trade a refresh token for new tokens. A refresh token works once; presenting a used one
+/// again ends its whole session (every token issued from the same sign-in).
+#[utoipa::path(post, path = "/api/identity/v1/refresh", tag = "identity", request_body = RefreshRequest,
+    responses((status = 200, body = Session), (status = 401, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<axum::Json<Session>, IdentityError> {
+    if req.refresh_token.len() > 200 {
+        return Err(IdentityError::InvalidRefreshToken);
+    }
+    let (user_id, family) = match tokens::spend_refresh(&state.ctx.db, &req.refresh_token).await? {
+        Ok(found) => found,
+        Err(why) => {
+            let reason = match why {
+                RefreshRefusal::Unknown => "unknown",
+                RefreshRefusal::Expired => "expired",
+                RefreshRefusal::Revoked => "revoked",
+                RefreshRefusal::Reused => "reused_family_revoked",
+            };
+            security_event("refresh_refused", "-", &[("reason", reason)]);
+            return Err(IdentityError::InvalidRefreshToken);
+        }
+    };
+    let mut conn = state.ctx.db.pool().acquire().await?;
+    let user = store::user_by_id(&mut conn, &user_id).await?.filter(|u| u.status == "active");
+    drop(conn);
+    let user = user.ok_or(IdentityError::InvalidRefreshToken)?;
+    Ok(axum::Json(session(&state, &user, Some((family, user_id))).await?))
+}
+
+/// End the session of a refresh token (its whole family). Always 204, known token or not.
+#[utoipa::path(post, path = "/api/identity/v1/sign-out", tag = "identity", request_body = RefreshRequest,
+    responses((status = 204)))]
+pub async fn sign_out(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<StatusCode, IdentityError> {
+    if req.refresh_token.len() <= 200 && tokens::revoke_refresh(&state.ctx.db, &req.refresh_token).await? {
+        security_event("signed_out", "-", &[]);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// identity's public signing keys (RFC 7517), for verifiers.
+#[utoipa::path(get, path = "/api/identity/v1/jwks.json", tag = "identity", responses((status = 200)))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let set: JwkSet = state.keys.jwks();
+    ([(axum::http::header::CACHE_CONTROL, "public, max-age=60")], axum::Json(set)).into_response()
+}
+
+/// Who the token belongs to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub subject: String,
+    pub kind: String,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub expires_at: i64,
+}
+
+/// The caller, as its token says.
+#[utoipa::path(get, path = "/api/identity/v1/me", tag = "identity", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn me(caller: Caller) -> axum::Json<Me> {
+    let c = caller.claims();
+    axum::Json(Me {
+        subject: c.sub.clone(),
+        kind: c.kind.as_str().into(),
+        roles: c.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        scopes: c.scopes.clone(),
+        expires_at: c.exp,
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStaffRequest {
+    pub email: String,
+    pub password: String,
+    /// `support`, `operator`, `admin`.
+    pub roles: Vec<String>,
+}
+
+/// Add a staff member (admins only).
+#[utoipa::path(post, path = "/api/identity/v1/staff", tag = "identity", request_body = NewStaffRequest, security(("bearer" = [])),
+    responses((status = 201, body = UserView), (status = 403, body = fintech_http::Problem, content_type = "application/problem+json"),
+        (status = 422, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn create_staff(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<NewStaffRequest>,
+) -> Result<Response, IdentityError> {
+    caller.require_role(Role::Admin, "create staff")?;
+    let mut errors = Vec::new();
+    let email = parse_email(&req.email).map_err(|e| errors.push(e)).ok();
+    let roles: Vec<Role> = req.roles.iter().filter_map(|r| Role::parse(r)).collect();
+    if roles.is_empty() || roles.len() != req.roles.len() {
+        errors.push(FieldError::new("roles", "invalid_roles", "must list one or more of support, operator, admin"));
+    }
+    if let Err(e) = password::check_policy(&req.password, &req.email) {
+        errors.push(e);
+    }
+    let (Some(email), true) = (email, errors.is_empty()) else {
+        return Err(IdentityError::Validation(errors));
+    };
+    let user = create_user(&state, email, req.password, Kind::Staff, roles).await?;
+    security_event("staff_created", &user.id, &[("by", caller.subject()), ("roles", &store::roles_text(&user.roles))]);
+    Ok((StatusCode::CREATED, axum::Json(UserView::from(&user))).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKeyRequest {
+    pub name: String,
+    /// `payments:write`, `payments:read`, `payments:manage`.
+    pub scopes: Vec<String>,
+}
+
+/// A new API key: the only time `key` is shown.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NewApiKey {
+    pub key: String,
+    #[serde(flatten)]
+    pub api_key: ApiKey,
+}
+
+/// Create an API key (merchants signed in with their password).
+#[utoipa::path(post, path = "/api/identity/v1/api-keys", tag = "identity", request_body = NewApiKeyRequest, security(("bearer" = [])),
+    responses((status = 201, body = NewApiKey), (status = 403, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn create_api_key(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<NewApiKeyRequest>,
+) -> Result<Response, IdentityError> {
+    caller.require(caller.kind() == Kind::Merchant && caller.claims().api_key_id.is_none(), "create an API key")?;
+    let mut errors = Vec::new();
+    let name = req.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        errors.push(FieldError::new("name", "invalid_name", "must be 1 to 100 characters"));
+    }
+    if req.scopes.is_empty() || req.scopes.iter().any(|s| !scopes::ALL.contains(&s.as_str())) {
+        errors.push(FieldError::new(
+            "scopes",
+            "invalid_scopes",
+            "must list one or more of payments:write, payments:read, payments:manage",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(IdentityError::Validation(errors));
+    }
+    let prefix = tokens::random_token(6)?.replace(['-', '_'], "x");
+    let key = format!("fk_{prefix}_{}", tokens::random_token(32)?);
+    let mut scopes = req.scopes.clone();
+    scopes.sort();
+    scopes.dedup();
+    let api_key = ApiKey {
+        id: uuid::Uuid::now_v7().to_string(),
+        prefix,
+        name,
+        scopes,
+        created_at: now_text(),
+        revoked_at: None,
+        user_id: caller.subject().to_owned(),
+        key_hash: tokens::sha256_hex(&key),
+    };
+    let row = api_key.clone();
+    state.ctx.db.write(move |conn| Box::pin(async move { store::insert_api_key(&mut *conn, &row).await })).await?;
+    security_event("api_key_created", caller.subject(), &[("api_key_id", &api_key.id)]);
+    Ok((StatusCode::CREATED, axum::Json(NewApiKey { key, api_key })).into_response())
+}
+
+/// The caller's API keys (never their secrets).
+#[utoipa::path(get, path = "/api/identity/v1/api-keys", tag = "identity", security(("bearer" = [])),
+    responses((status = 200, body = [ApiKey])))]
+pub async fn list_api_keys(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<ApiKey>>, IdentityError> {
+    caller.require(caller.kind() == Kind::Merchant, "list API keys")?;
+    let mut conn = state.ctx.db.pool().acquire().await?;
+    Ok(axum::Json(store::api_keys_of(&mut conn, caller.subject()).await?))
+}
+
+/// Revoke one of the caller's API keys; tokens already exchanged expire on their own.
+#[utoipa::path(post, path = "/api/identity/v1/api-keys/{id}/revoke", tag = "identity", params(("id" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = ApiKey), (status = 404, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn revoke_api_key(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ApiKey>, IdentityError> {
+    caller.require(caller.kind() == Kind::Merchant && caller.claims().api_key_id.is_none(), "revoke an API key")?;
+    let mut conn = state.ctx.db.pool().acquire().await?;
+    // Another merchant's key answers 404, as a missing one.
+    let found = store::api_key_by_id(&mut conn, &id).await?.filter(|k| k.user_id == caller.subject());
+    drop(conn);
+    let key = found.ok_or(IdentityError::NotFound)?;
+    let now = now_text();
+    let key_id = key.id.clone();
+    state
+        .ctx
+        .db
+        .write(move |conn| Box::pin(async move { store::revoke_api_key(&mut *conn, &key_id, &now).await }))
+        .await?;
+    security_event("api_key_revoked", caller.subject(), &[("api_key_id", &key.id)]);
+    let mut conn = state.ctx.db.pool().acquire().await?;
+    Ok(axum::Json(store::api_key_by_id(&mut conn, &key.id).await?.ok_or(IdentityError::NotFound)?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyTokenRequest {
+    pub api_key: String,
+}
+
+/// Trade an API key for an access token carrying its scopes.
+#[utoipa::path(post, path = "/api/identity/v1/api-key-tokens", tag = "identity", request_body = ApiKeyTokenRequest,
+    responses((status = 200, body = AccessToken), (status = 401, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn api_key_token(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<ApiKeyTokenRequest>,
+) -> Result<axum::Json<AccessToken>, IdentityError> {
+    state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
+    let prefix = req.api_key.strip_prefix("fk_").and_then(|rest| rest.split_once('_')).map(|(p, _)| p.to_owned());
+    let found = match prefix {
+        Some(p) if req.api_key.len() <= 100 => {
+            let mut conn = state.ctx.db.pool().acquire().await?;
+            store::api_key_by_prefix(&mut conn, &p).await?
+        }
+        _ => None,
+    };
+    let presented = tokens::sha256_hex(&req.api_key);
+    let key = found
+        .filter(|k| k.revoked_at.is_none() && bool::from(k.key_hash.as_bytes().ct_eq(presented.as_bytes())))
+        .ok_or_else(|| {
+            security_event("api_key_refused", "-", &[("ip", &ip.0)]);
+            IdentityError::InvalidApiKey
+        })?;
+    let subject = Subject {
+        id: key.user_id.clone(),
+        kind: Kind::Merchant,
+        roles: Vec::new(),
+        scopes: key.scopes.clone(),
+        api_key_id: Some(key.id.clone()),
+        mfa: false,
+    };
+    Ok(axum::Json(state.issuer.access(&subject)?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTokenRequest {
+    pub service: String,
+    pub secret: String,
+    /// The one service the token may call.
+    pub audience: String,
+}
+
+/// A service token: a service proves itself with its secret and gets a token for one audience.
+#[utoipa::path(post, path = "/api/identity/v1/service-tokens", tag = "identity", request_body = ServiceTokenRequest,
+    responses((status = 200, body = AccessToken), (status = 401, body = fintech_http::Problem, content_type = "application/problem+json"),
+        (status = 403, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn service_token(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<ServiceTokenRequest>,
+) -> Result<axum::Json<AccessToken>, IdentityError> {
+    let known = state.service_secrets.get(&req.service);
+    // Compare digests so that the comparison's time does not depend on the secret's length.
+    let presented = tokens::sha256_hex(&req.secret);
+    let valid =
+        known.is_some_and(|s| bool::from(tokens::sha256_hex(s.expose()).as_bytes().ct_eq(presented.as_bytes())));
+    if !valid {
+        state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
+        security_event("service_token_refused", &req.service, &[("ip", &ip.0)]);
+        return Err(IdentityError::InvalidServiceCredentials);
+    }
+    let allowed = SERVICE_CALLS.iter().any(|(s, auds)| *s == req.service && auds.contains(&req.audience.as_str()));
+    if !allowed {
+        security_event("service_token_audience_refused", &req.service, &[("audience", &req.audience)]);
+        return Err(IdentityError::AudienceNotAllowed);
+    }
+    Ok(axum::Json(state.issuer.service(&req.service, &req.audience)?))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// Sign with the new key at once (a compromised key) instead of after the activation delay.
+    #[serde(default)]
+    pub immediate: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Rotated {
+    pub kid: String,
+    /// When the new key starts signing (Unix ms).
+    pub active_from_ms: i64,
+}
+
+/// Rotate the signing key (admins only): the new key is published now and signs after the
+/// activation delay; the old one stays published until its last token has expired.
+#[utoipa::path(post, path = "/api/identity/v1/signing-keys", tag = "identity", request_body = RotateRequest, security(("bearer" = [])),
+    responses((status = 201, body = Rotated), (status = 403, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn rotate_signing_key(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RotateRequest>,
+) -> Result<Response, IdentityError> {
+    caller.require_role(Role::Admin, "rotate signing keys")?;
+    let (kid, active_from_ms) = state.keys.rotate(req.immediate).await?;
+    security_event("signing_key_rotated", caller.subject(), &[("kid", &kid)]);
+    Ok((StatusCode::CREATED, axum::Json(Rotated { kid, active_from_ms })).into_response())
+}

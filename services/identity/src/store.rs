@@ -1,0 +1,253 @@
+//! identity's tables (portable SQL).
+
+use fintech_auth::{Kind, Role};
+use fintech_db::sqlx::{self, AnyConnection, Row, any::AnyRow};
+
+/// A user who signs in.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub kind: Kind,
+    pub email: String,
+    pub password_hash: String,
+    pub roles: Vec<Role>,
+    pub status: String,
+    pub created_at: String,
+}
+
+pub fn kind_parse(s: &str) -> Option<Kind> {
+    [Kind::Customer, Kind::Merchant, Kind::Staff].into_iter().find(|k| k.as_str() == s)
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    let roles: String = row.try_get("roles")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        kind: kind_parse(&kind).ok_or_else(|| sqlx::Error::Decode(format!("unknown user kind {kind}").into()))?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        roles: roles.split(',').filter_map(Role::parse).collect(),
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, kind, email, password_hash, roles, status, created_at"
+    };
+}
+
+pub fn roles_text(roles: &[Role]) -> String {
+    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+}
+
+pub async fn insert_user(conn: &mut AnyConnection, u: &User) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, kind, email, password_hash, roles, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&u.id)
+    .bind(u.kind.as_str())
+    .bind(&u.email)
+    .bind(&u.password_hash)
+    .bind(roles_text(&u.roles))
+    .bind(&u.status)
+    .bind(&u.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn user_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE email = ?"))
+        .bind(email)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub async fn user_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub async fn any_admin(conn: &mut AnyConnection) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE kind = 'staff' AND roles LIKE '%admin%'")
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
+/// A refresh token as stored.
+#[derive(Debug, Clone)]
+pub struct RefreshRow {
+    pub family_id: String,
+    pub user_id: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub family_revoked: bool,
+}
+
+pub async fn refresh_token(conn: &mut AnyConnection, token_hash: &str) -> Result<Option<RefreshRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT t.family_id, f.user_id, t.expires_at, t.used_at, f.revoked_at FROM refresh_tokens t \
+         JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = ?",
+    )
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok(RefreshRow {
+            family_id: r.try_get("family_id")?,
+            user_id: r.try_get("user_id")?,
+            expires_at: r.try_get("expires_at")?,
+            used_at: r.try_get("used_at")?,
+            family_revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+        })
+    })
+    .transpose()
+}
+
+pub async fn insert_family(conn: &mut AnyConnection, id: &str, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO refresh_families (id, user_id, created_at) VALUES (?, ?, ?)")
+        .bind(id)
+        .bind(user_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_refresh(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    family_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+        .bind(token_hash)
+        .bind(family_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks a token used; false when it already was (a concurrent use).
+pub async fn use_refresh(conn: &mut AnyConnection, token_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL")
+        .bind(now)
+        .bind(token_hash)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn revoke_family(
+    conn: &mut AnyConnection,
+    family_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(reason)
+        .bind(family_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A merchant's API key, without its secret.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiKey {
+    pub id: String,
+    /// Identifies the key in lists and logs (`fk_<prefix>_...`).
+    pub prefix: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    #[serde(skip)]
+    pub user_id: String,
+    #[serde(skip)]
+    pub key_hash: String,
+}
+
+macro_rules! key_columns {
+    () => {
+        "id, prefix, key_hash, user_id, name, scopes, created_at, revoked_at"
+    };
+}
+
+fn key_from_row(r: &AnyRow) -> Result<ApiKey, sqlx::Error> {
+    let scopes: String = r.try_get("scopes")?;
+    Ok(ApiKey {
+        id: r.try_get("id")?,
+        prefix: r.try_get("prefix")?,
+        key_hash: r.try_get("key_hash")?,
+        user_id: r.try_get("user_id")?,
+        name: r.try_get("name")?,
+        scopes: scopes.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+pub async fn insert_api_key(conn: &mut AnyConnection, k: &ApiKey) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, prefix, key_hash, user_id, name, scopes, created_at, revoked_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+    )
+    .bind(&k.id)
+    .bind(&k.prefix)
+    .bind(&k.key_hash)
+    .bind(&k.user_id)
+    .bind(&k.name)
+    .bind(k.scopes.join(","))
+    .bind(&k.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn api_key_by_prefix(conn: &mut AnyConnection, prefix: &str) -> Result<Option<ApiKey>, sqlx::Error> {
+    let row = sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE prefix = ?"))
+        .bind(prefix)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(key_from_row).transpose()
+}
+
+pub async fn api_keys_of(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<ApiKey>, sqlx::Error> {
+    let rows =
+        sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE user_id = ? ORDER BY created_at, id"))
+            .bind(user_id)
+            .fetch_all(conn)
+            .await?;
+    rows.iter().map(key_from_row).collect()
+}
+
+pub async fn api_key_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<ApiKey>, sqlx::Error> {
+    let row = sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(key_from_row).transpose()
+}
+
+/// Revokes the key `id` (if not revoked yet).
+pub async fn revoke_api_key(conn: &mut AnyConnection, id: &str, now: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
