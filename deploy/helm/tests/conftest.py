@@ -42,10 +42,26 @@ def env_values(env: str) -> dict:
     return merge(base_values(), yaml.safe_load(values_file(env).read_text()) or {})
 
 
+def identity_service(env: str) -> str:
+    """The service that issues access tokens (auth.identityService)."""
+    return env_values(env)["auth"]["identityService"]
+
+
 def services(env: str) -> dict:
-    """Each service's settings in an environment, merged over serviceDefaults."""
+    """Each service's settings in an environment, merged over serviceDefaults, with what the chart
+    derives from auth.identityService: every other service calls identity (its serviceUrls get
+    FINTECH_AUTH__IDENTITY_URL) and identity admits them all (its allowedCallers)."""
     values = env_values(env)
-    return {name: merge(values["serviceDefaults"], svc or {}) for name, svc in values["services"].items()}
+    out = {name: merge(values["serviceDefaults"], svc or {}) for name, svc in values["services"].items()}
+    identity = identity_service(env)
+    if identity in out:
+        callers = list(out[identity]["allowedCallers"])
+        callers += [name for name in sorted(out) if name != identity and name not in callers]
+        out[identity]["allowedCallers"] = callers
+        for name, svc in out.items():
+            if name != identity:
+                svc["serviceUrls"] = {**(svc.get("serviceUrls") or {}), "FINTECH_AUTH__IDENTITY_URL": identity}
+    return out
 
 
 class Manifest:

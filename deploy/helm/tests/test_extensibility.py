@@ -29,6 +29,14 @@ def test_minimal_entry_gets_everything():
     assert full("audit") not in names(docs, "HTTPRoute")
     assert f"{full('audit')}-migrate" not in names(docs, "Job")
     assert full("audit") not in names(docs, "ExternalSecret")
+    # It verifies access tokens with identity's keys: identity's URL, and the path to it.
+    config = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    assert config[full("audit")]["data"]["FINTECH_AUTH__IDENTITY_URL"] == f"http://{full('identity')}:8080"
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    audit_out = policies[full("audit")]["spec"]["egress"]
+    assert any(r["to"] == [{"podSelector": {"matchLabels": pod_labels("identity")}}] for r in audit_out)
+    identity_in = policies[full("identity")]["spec"]["ingress"]
+    assert any({"podSelector": {"matchLabels": pod_labels("audit")}} in r["from"] for r in identity_in)
 
 
 def test_database_route_and_callers_from_one_entry():

@@ -75,9 +75,32 @@ def test_service_url_name_must_end_in_url():
 
 def test_duplicate_path_prefix_is_refused():
     extra = {"pathPrefix": "/api/contact-us", "maxBodyBytes": 65536, "timeoutSeconds": 10}
-    err = fails("--set-json", "services.identity=" + json.dumps({"route": extra}),
-                "--set", "services.identity.image.digest=sha256:" + "b" * 64)
+    err = fails("--set-json", "services.risk=" + json.dumps({"route": extra}),
+                "--set", "services.risk.image.digest=sha256:" + "b" * 64)
     assert "is already the prefix of service" in err
+
+
+def test_identity_service_must_be_in_the_release():
+    err = fails("--set", "auth.identityService=risk")
+    assert 'auth.identityService names "risk", which is not a service of this release' in err
+    err = fails("--set-json", "services.identity=null")
+    assert 'auth.identityService names "identity", which is not a service of this release' in err
+
+
+def test_identity_url_is_set_by_the_chart_only():
+    err = fails("--set", "services.contact-us.serviceUrls.FINTECH_AUTH__IDENTITY_URL=identity")
+    assert "services.contact-us.serviceUrls.FINTECH_AUTH__IDENTITY_URL is set by the chart itself" in err
+
+
+def test_service_secret_must_be_the_one_identity_checks():
+    err = fails("--set", "services.accounts.secretEnv.FINTECH_AUTH__SERVICE_SECRET.secret=other-secret")
+    assert "services.identity.secretEnv.FINTECH_IDENTITY__SERVICE_SECRETS__ACCOUNTS reads" in err
+    assert "must be the same Secret Manager secret" in err
+
+
+def test_service_secret_unknown_to_identity_is_refused():
+    err = fails("--set", "services.contact-us.secretEnv.FINTECH_AUTH__SERVICE_SECRET.secret=contact-us-service-secret")
+    assert "FINTECH_IDENTITY__SERVICE_SECRETS__CONTACT_US is not set" in err
 
 
 def test_required_setting_is_named():

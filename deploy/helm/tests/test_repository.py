@@ -21,6 +21,7 @@ def test_route_table_lives_in_values_yaml_only():
     assert public["contact-us"] == {"pathPrefix": "/api/contact-us", "maxBodyBytes": 5 * 1024 * 1024 + 64 * 1024,
                                     "timeoutSeconds": 30}
     assert public["payments"] == {"pathPrefix": "/api/payments", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 10}
+    assert public["identity"] == {"pathPrefix": "/api/identity", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 10}
     assert "ledger" not in public and "accounts" not in public, "internal services have no route"
 
 
@@ -60,3 +61,19 @@ def test_trivy_trusts_the_registries_in_use():
     base = yaml.safe_load((CHART / "values.yaml").read_text())
     assert base["cloudSql"]["proxy"]["image"]["repository"].split("/")[0] in hosts
 
+
+
+def test_readme_secret_table_matches_values():
+    """The README's table of secret variables lists exactly the secretEnv entries of values.yaml."""
+    readme = (HELM_DIR / "README.md").read_text()
+    start = readme.index("| service | variable | Secret Manager id (after `<secretPrefix>`) |")
+    table = readme[start:].split("\n\n", 1)[0].splitlines()[2:]
+    documented = set()
+    for row in table:
+        service, variable, secret = [cell.strip() for cell in row.strip("|").split("|")]
+        documented.add((service, variable.strip("`"), secret.split()[0].strip("`")))
+    base = yaml.safe_load((CHART / "values.yaml").read_text())
+    configured = {(name, variable, ref["secret"])
+                  for name, svc in base["services"].items()
+                  for variable, ref in ((svc or {}).get("secretEnv") or {}).items()}
+    assert documented == configured

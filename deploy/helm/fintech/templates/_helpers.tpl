@@ -11,7 +11,10 @@ probes, resources, checksums) come from the fintech-lib library chart.
 {{/*
 Every service, merged over serviceDefaults, as YAML (a map: name -> settings).
 Use: $services := include "fintech.services" . | fromYaml
-Also fills in the derived settings: image repository, Google service account, Secret Manager ids.
+Also fills in the derived settings: image repository, Google service account, Secret Manager ids,
+and identity's place in the release (auth.identityService): every other service gets
+serviceUrls.FINTECH_AUTH__IDENTITY_URL (it verifies tokens with identity's JWKS), and identity's
+allowedCallers gets every other service (so the network policies let them reach it).
 */}}
 {{- define "fintech.services" -}}
 {{- $out := dict -}}
@@ -34,6 +37,23 @@ Also fills in the derived settings: image repository, Google service account, Se
 {{- end -}}
 {{- end -}}
 {{- $_ := set $out $name $s -}}
+{{- end -}}
+{{- $identity := .Values.auth.identityService -}}
+{{- if and $identity (hasKey $out $identity) -}}
+{{- $callers := (get $out $identity).allowedCallers | default list -}}
+{{- range $name := keys $out | sortAlpha -}}
+{{- if and (ne $name $identity) (not (has $name $callers)) -}}
+{{- $callers = append $callers $name -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set (get $out $identity) "allowedCallers" $callers -}}
+{{- range $name, $s := $out -}}
+{{- if ne $name $identity -}}
+{{- $urls := deepCopy ($s.serviceUrls | default dict) -}}
+{{- $_ := set $urls "FINTECH_AUTH__IDENTITY_URL" $identity -}}
+{{- $_ := set $s "serviceUrls" $urls -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}
