@@ -66,13 +66,46 @@ run "wires_accounts_and_payments_to_the_ledger" {
   }
 
   assert {
-    condition     = alltrue([for svc in ["ledger", "accounts", "payments"] : contains(output.third_party_secrets["ledger-service-token"], svc)])
-    error_message = "The ledger and its callers (accounts, payments) must all read ledger-service-token."
+    condition     = alltrue([for svc in ["accounts", "payments"] : output.third_party_secrets["${svc}-service-secret"] == tolist(sort(["identity", svc]))])
+    error_message = "accounts-service-secret and payments-service-secret must be readable by their service and identity (which checks them) only."
   }
 
   assert {
-    condition     = length(output.third_party_secrets["accounts-staff-token"]) == 1 && contains(output.third_party_secrets["accounts-staff-token"], "accounts") && length(output.third_party_secrets["payments-api-token"]) == 1 && contains(output.third_party_secrets["payments-api-token"], "payments")
-    error_message = "accounts-staff-token and payments-api-token must be readable by their own service only."
+    condition     = !contains(keys(output.third_party_secrets), "ledger-service-token") && !contains(keys(output.third_party_secrets), "accounts-staff-token") && !contains(keys(output.third_party_secrets), "payments-api-token") && !contains(keys(output.third_party_secrets), "contact-us-staff-token")
+    error_message = "The placeholder tokens are gone: identity's service tokens and access tokens replace them."
+  }
+}
+
+run "gives_identity_its_database_and_secrets" {
+  command = plan
+
+  variables {
+    catalog_file = "../../services.yaml"
+  }
+
+  assert {
+    condition     = output.databases["identity"] == "identity"
+    error_message = "identity must own the identity database (its configuration key)."
+  }
+
+  assert {
+    condition     = contains(output.workload_identities["identity"].project_roles, "roles/cloudsql.client")
+    error_message = "identity has a database: its account needs the Cloud SQL client role."
+  }
+
+  assert {
+    condition     = output.third_party_secrets["identity-bootstrap-admin-password"] == tolist(["identity"])
+    error_message = "identity-bootstrap-admin-password must be readable by identity only."
+  }
+
+  assert {
+    condition     = alltrue([for secret, readers in output.third_party_secrets : contains(readers, "identity") if endswith(secret, "-service-secret")])
+    error_message = "identity must read every service secret: it checks them when it issues service tokens."
+  }
+
+  assert {
+    condition     = alltrue([for secret, readers in output.third_party_secrets : length(readers) == 2 && contains(readers, trimsuffix(secret, "-service-secret")) if endswith(secret, "-service-secret")])
+    error_message = "A service secret is readable by its own service and identity only."
   }
 }
 
