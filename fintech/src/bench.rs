@@ -374,13 +374,14 @@ pub mod payments {
         let settings = PlatformSettings::load(&config)?;
         let shutdown = CancellationToken::new();
         let host = Host::embedded(config, settings, dir.clone(), shutdown.clone());
-        let services: [&dyn Service; 4] = [
+        let services: [&dyn Service; 5] = [
             &fintech_identity::IdentityService,
             &fintech_ledger::LedgerService,
             &fintech_accounts::AccountsService,
+            &fintech_vault::VaultService,
             &fintech_payments::PaymentsService,
         ];
-        let app = host.start(&services).await.context("starting identity, ledger, accounts and payments")?;
+        let app = host.start(&services).await.context("starting identity, ledger, accounts, vault and payments")?;
         // Tokens straight from identity's issuer (no password hashing in the set-up).
         let issuer = host.registry.get::<fintech_identity::Issuer>().context("identity's issuer")?;
         let token = |kind: Kind, id: &str, roles: Vec<Role>| -> anyhow::Result<String> {

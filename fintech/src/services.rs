@@ -10,6 +10,7 @@ pub static SERVICES: &[&dyn Service] = &[
     &fintech_contact_us::ContactUs,
     &fintech_ledger::LedgerService,
     &fintech_accounts::AccountsService,
+    &fintech_vault::VaultService,
     &fintech_payments::PaymentsService,
 ];
 

@@ -32,8 +32,9 @@ const OPEN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/contact-us/v1/requests"),
 ];
 
-/// Routes a customer who owns nothing may still use: who am I, register myself.
-const SELF_SERVICE: &[(&str, &str)] = &[("GET", "/api/identity/v1/me"), ("POST", "/api/accounts/v1/customers")];
+/// Routes a customer who owns nothing may still use: who am I, register myself, my cards.
+const SELF_SERVICE: &[(&str, &str)] =
+    &[("GET", "/api/identity/v1/me"), ("POST", "/api/accounts/v1/customers"), ("GET", "/api/vault/v1/cards")];
 
 const MADE_UP_ID: &str = "0190a5e0-0000-7000-8000-000000000000";
 

@@ -136,9 +136,10 @@ impl Caller {
         }
     }
 
-    /// Whether this is staff holding `role` (admins hold every role).
+    /// Whether this is staff holding `role` or a higher one: admin holds operator's and
+    /// support's, operator holds support's (`Role` is ordered).
     pub fn has_role(&self, role: Role) -> bool {
-        self.claims.kind == Kind::Staff && self.claims.roles.iter().any(|r| *r == role || *r == Role::Admin)
+        self.claims.kind == Kind::Staff && self.claims.roles.iter().any(|r| *r >= role)
     }
 
     /// Whether this is the service `name`.
@@ -243,5 +244,55 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
             return Ok(MaybeCaller(None));
         }
         Ok(MaybeCaller(Some(Caller::from_request_parts(parts, state).await?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scopes;
+
+    fn caller(kind: Kind, roles: Vec<Role>, scopes: Vec<&str>, api_key: bool) -> Caller {
+        Caller::from_claims(Claims {
+            iss: crate::ISSUER.into(),
+            sub: "u1".into(),
+            aud: crate::PUBLIC_AUDIENCE.into(),
+            exp: 0,
+            nbf: 0,
+            iat: 0,
+            jti: "j".into(),
+            kind,
+            roles,
+            scopes: scopes.into_iter().map(str::to_owned).collect(),
+            mfa: false,
+            api_key_id: api_key.then(|| "k1".to_owned()),
+        })
+    }
+
+    #[test]
+    fn roles_hold_the_ones_below() {
+        let operator = caller(Kind::Staff, vec![Role::Operator], vec![], false);
+        assert!(
+            operator.has_role(Role::Support) && operator.has_role(Role::Operator) && !operator.has_role(Role::Admin)
+        );
+        let support = caller(Kind::Staff, vec![Role::Support], vec![], false);
+        assert!(support.has_role(Role::Support) && !support.has_role(Role::Operator));
+        let admin = caller(Kind::Staff, vec![Role::Admin], vec![], false);
+        assert!(Role::ALL.iter().all(|r| admin.has_role(*r)));
+        let customer_claiming = caller(Kind::Customer, vec![Role::Admin], vec![], false);
+        assert!(!customer_claiming.has_role(Role::Support), "roles count for staff only");
+        assert_eq!(customer_claiming.customer_id(), Some("u1"));
+        assert_eq!(admin.customer_id(), None);
+    }
+
+    #[test]
+    fn scopes_bind_api_keys_only() {
+        let key = caller(Kind::Merchant, vec![], vec![scopes::PAYMENTS_READ], true);
+        assert!(key.has_scope(scopes::PAYMENTS_READ) && !key.has_scope(scopes::PAYMENTS_WRITE));
+        let signed_in = caller(Kind::Merchant, vec![], vec![], false);
+        assert!(signed_in.has_scope(scopes::PAYMENTS_MANAGE));
+        let staff = caller(Kind::Staff, vec![Role::Admin], vec![], false);
+        assert!(!staff.has_scope(scopes::PAYMENTS_WRITE));
+        assert!(key.require(false, "x").is_err() && key.require(true, "x").is_ok());
     }
 }

@@ -59,7 +59,8 @@ impl Kind {
     }
 }
 
-/// Staff roles. `admin` holds every other role too.
+/// Staff roles, each holding the ones before it: `operator` holds `support`, `admin` both.
+/// The order of the variants is that hierarchy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {

@@ -11,7 +11,33 @@ use crate::problem::{FieldError, Problem};
 /// Longest serde message echoed back in a problem's detail.
 const MAX_DETAIL_CHARS: usize = 300;
 
+/// A parser's message without the values it quotes (`invalid type: integer `4242...`, expected
+/// a string` names the kind, not the value: a value may be a card number, a CVV or a password),
+/// and without anything that looks like a card number.
+fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) =
+        ["invalid type: ", "invalid value: "].iter().filter_map(|p| rest.find(p).map(|i| (i, p.len()))).min()
+    {
+        let (start, len) = at;
+        out.push_str(&rest[..start + len]);
+        let after = &rest[start + len..];
+        let Some(end) = after.find(", expected") else {
+            rest = after;
+            break;
+        };
+        // Keep the kind (`string`, `integer`, `floating point`...), drop the quoted value.
+        let kind: String = after[..end].split(['`', '"', '\'']).next().unwrap_or_default().trim_end().to_owned();
+        out.push_str(&kind);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    fintech_types::card::redact_card_numbers(&out)
+}
+
 fn short(text: String) -> String {
+    let text = scrub(&text);
     if text.chars().count() <= MAX_DETAIL_CHARS {
         text
     } else {
@@ -90,4 +116,35 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         }
         _ => Problem::malformed_json(short(e.to_string())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Card {
+        number: String,
+        cvv: Option<String>,
+        month: u8,
+    }
+
+    #[test]
+    fn parser_messages_quote_no_values() {
+        for body in [
+            r#"{"number": 4242424242424242, "month": 1}"#,
+            r#"{"number": "4242424242424242", "cvv": 987, "month": 1}"#,
+            r#"{"number": "x", "month": "4242424242424242"}"#,
+            r#"{"number": "x", "month": 987}"#,
+        ] {
+            let problem = parse_json::<Card>(body.as_bytes()).expect_err("refused");
+            let detail = problem.errors[0].message.clone();
+            assert!(!detail.contains("4242") && !detail.contains("987"), "{detail}");
+            assert!(detail.contains("invalid"), "still says what is wrong: {detail}");
+        }
+        let unknown = parse_json::<Card>(br#"{"number": "x", "month": 1, "role": "admin"}"#).expect_err("refused");
+        assert!(unknown.errors[0].message.contains("unknown field `role`"), "{:?}", unknown.errors);
+    }
 }

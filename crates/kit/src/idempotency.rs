@@ -53,6 +53,10 @@ pub struct IdempotencySettings {
     /// Scope keys to the authenticated caller (the default). Off only for routes without
     /// authentication (tests of the layer itself).
     pub per_caller: bool,
+    /// Top-level JSON fields left out of the stored request hash: values that must not be
+    /// stored in any form, not even hashed (a CVV: 1000 values, a hash gives it away). Two
+    /// requests that differ only there count as the same request.
+    pub unhashed_fields: Vec<&'static str>,
 }
 
 impl IdempotencySettings {
@@ -64,6 +68,7 @@ impl IdempotencySettings {
             lease: Duration::from_secs(60),
             max_body_bytes: 1024 * 1024,
             per_caller: true,
+            unhashed_fields: Vec::new(),
         }
     }
 }
@@ -310,7 +315,7 @@ async fn idempotency(State(layer): State<Layer>, req: Request, next: Next) -> Re
     hasher.update(b"\n");
     hasher.update(parts.uri.path().as_bytes());
     hasher.update(b"\n");
-    hasher.update(&bytes);
+    hasher.update(hashed_body(&bytes, &layer.settings.unhashed_fields));
     let hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
 
     // From here the request runs to its end even if the client goes away: a dropped connection
@@ -327,6 +332,23 @@ async fn idempotency(State(layer): State<Layer>, req: Request, next: Next) -> Re
             release(&layer, &key).await;
             Problem::internal().into_response()
         }
+    }
+}
+
+/// The body as hashed: without `unhashed` top-level fields when it is a JSON object (serde_json's
+/// maps are sorted, so the re-serialized form is stable).
+fn hashed_body(bytes: &[u8], unhashed: &[&str]) -> Vec<u8> {
+    if unhashed.is_empty() {
+        return bytes.to_vec();
+    }
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            for field in unhashed {
+                map.remove(*field);
+            }
+            serde_json::to_vec(&map).unwrap_or_default()
+        }
+        _ => bytes.to_vec(),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Parsed, validated value types shared by services ("parse, don't validate").
 
+pub mod card;
+
 /// Longest e-mail address accepted (RFC 5321 path limit).
 pub const MAX_EMAIL_CHARS: usize = 254;
 

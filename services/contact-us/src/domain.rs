@@ -2,6 +2,7 @@
 
 use fintech_http::FieldError;
 use fintech_types::Email;
+use fintech_types::card::redact_card_numbers;
 use serde::Deserialize;
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -10,7 +11,7 @@ pub const MAX_MESSAGE_CHARS: usize = 10_000;
 pub const MAX_FILE_NAME_CHARS: usize = 200;
 
 /// What a customer sends (JSON body, or the text fields of a multipart form).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactForm {
     pub name: Option<String>,
@@ -67,6 +68,8 @@ impl ContactForm {
         };
         match (name, email, subject, message) {
             (Some(name), Some(email), Some(subject), Some(message)) if errors.is_empty() => {
+                // People type card numbers into support messages; only vault may keep one.
+                let (subject, message) = (redact_card_numbers(&subject), redact_card_numbers(&message));
                 Ok(NewContactRequest { name, email, subject, message })
             }
             _ => Err(errors),
@@ -158,6 +161,14 @@ mod tests {
             message: Some("line 1\nline 2".into()),
         };
         assert!(ok.validate().is_ok());
+        let card = ContactForm {
+            subject: Some("card 4242 4242 4242 4242".into()),
+            message: Some("It is 4242424242424242, exp 12/31".into()),
+            ..ok.clone()
+        };
+        let kept = card.validate().expect("valid");
+        assert!(!kept.subject.contains("4242 4242") && !kept.message.contains("4242424242424242"), "{kept:?}");
+        assert!(kept.message.contains("exp 12/31"));
         let ctrl = ContactForm { name: Some("A\u{7}na".into()), ..ok };
         assert_eq!(ctrl.validate().expect_err("bell")[0].code, "invalid_characters");
     }

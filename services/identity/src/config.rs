@@ -58,6 +58,13 @@ impl Validate for IdentityConfig {
         check_range(prefix, "refresh_token_ttl_secs", self.refresh_token_ttl_secs, 600, 90 * 24 * 3600)?;
         check_range(prefix, "key_activation_delay_ms", self.key_activation_delay_ms, 0, 3_600_000)?;
         check_range(prefix, "key_reload_ms", self.key_reload_ms, 100, 3_600_000)?;
+        // Every replica must read a new key before it signs; 0 (sign at once) is for one replica.
+        if self.key_activation_delay_ms != 0 && self.key_activation_delay_ms < self.key_reload_ms {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.key_activation_delay_ms"),
+                "must be 0 or at least key_reload_ms, so that every replica knows a new key before it signs",
+            ));
+        }
         fintech_types::Email::parse(&self.bootstrap_admin_email)
             .map_err(|e| ConfigError::invalid(format!("{prefix}.bootstrap_admin_email"), e))?;
         if let Some(p) = &self.bootstrap_admin_password

@@ -26,7 +26,8 @@ use crate::tokens::{self, AccessToken, Issuer, RefreshRefusal, Subject};
 use crate::{password, security_event};
 
 /// Which service may ask for tokens to call which others. Anything not listed is refused.
-pub const SERVICE_CALLS: &[(&str, &[&str])] = &[("accounts", &["ledger"]), ("payments", &["ledger", "accounts"])];
+pub const SERVICE_CALLS: &[(&str, &[&str])] =
+    &[("accounts", &["ledger"]), ("payments", &["ledger", "accounts", "vault"])];
 
 /// Sign-in, sign-up and key exchanges per client address: 20 at once, then one every 3 s.
 pub const PER_IP: Rule = Rule { capacity: 20, refill_every: Duration::from_secs(3) };
@@ -229,7 +230,7 @@ fn subject_of(user: &User) -> Subject {
     }
 }
 
-async fn session(state: &AppState, user: &User, family: Option<(String, String)>) -> Result<Session, IdentityError> {
+async fn session(state: &AppState, user: &User, family: tokens::Family) -> Result<Session, IdentityError> {
     let access = state.issuer.access(&subject_of(user))?;
     let refresh_token = tokens::new_refresh(&state.ctx.db, family, &user.id, state.refresh_ttl).await?;
     Ok(Session {
@@ -273,7 +274,7 @@ pub async fn sign_in(
         Some(user) if ok && user.status == "active" => {
             state.limits.failures.forgive(&pair);
             security_event("sign_in_succeeded", &user.id, &[("ip", &ip.0)]);
-            Ok(axum::Json(session(&state, &user, None).await?))
+            Ok(axum::Json(session(&state, &user, tokens::Family::New).await?))
         }
         _ => {
             state.limits.failures.charge(&pair);
@@ -317,7 +318,7 @@ pub async fn refresh(
     let user = store::user_by_id(&mut conn, &user_id).await?.filter(|u| u.status == "active");
     drop(conn);
     let user = user.ok_or(IdentityError::InvalidRefreshToken)?;
-    Ok(axum::Json(session(&state, &user, Some((family, user_id))).await?))
+    Ok(axum::Json(session(&state, &user, family).await?))
 }
 
 /// End the session of a refresh token (its whole family). Always 204, known token or not.

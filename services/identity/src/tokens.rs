@@ -111,23 +111,30 @@ impl Issuer {
     }
 }
 
-/// A new refresh token in `family_id`; returns the token (only its hash is stored).
-pub async fn new_refresh(
-    db: &Db,
-    family: Option<(String, String)>,
-    user_id: &str,
-    ttl: Duration,
-) -> Result<String, IdentityError> {
+/// Where a new refresh token goes: a new session (a sign-in), or the session of a token just
+/// spent, which keeps its end: refreshing never makes a session outlive its sign-in by more
+/// than the refresh token lifetime.
+#[derive(Debug, Clone)]
+pub enum Family {
+    New,
+    Continue { id: String, expires_at: i64 },
+}
+
+/// A new refresh token; returns the token (only its hash is stored).
+pub async fn new_refresh(db: &Db, family: Family, user_id: &str, ttl: Duration) -> Result<String, IdentityError> {
     let token = format!("rt_{}", random_token(32)?);
     let hash = sha256_hex(&token);
     let now = now_secs();
-    let expires = now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+    let expires = match &family {
+        Family::New => now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+        Family::Continue { expires_at, .. } => *expires_at,
+    };
     let user = user_id.to_owned();
     db.write(move |conn| {
         Box::pin(async move {
             let family_id = match family {
-                Some((id, _)) => id,
-                None => {
+                Family::Continue { id, .. } => id,
+                Family::New => {
                     let id = uuid::Uuid::now_v7().to_string();
                     store::insert_family(&mut *conn, &id, &user, now).await?;
                     id
@@ -150,8 +157,9 @@ pub enum RefreshRefusal {
     Reused,
 }
 
-/// Spends `token`: returns its user and family, or why not. A second use revokes the family.
-pub async fn spend_refresh(db: &Db, token: &str) -> Result<Result<(String, String), RefreshRefusal>, IdentityError> {
+/// Spends `token`: returns its user and the family to continue, or why not. A second use
+/// revokes the family.
+pub async fn spend_refresh(db: &Db, token: &str) -> Result<Result<(String, Family), RefreshRefusal>, IdentityError> {
     let hash = sha256_hex(token);
     let now = now_secs();
     let outcome = db
@@ -170,7 +178,7 @@ pub async fn spend_refresh(db: &Db, token: &str) -> Result<Result<(String, Strin
                 if row.expires_at <= now {
                     return Ok(Err(RefreshRefusal::Expired));
                 }
-                Ok(Ok((row.user_id, row.family_id)))
+                Ok(Ok((row.user_id, Family::Continue { id: row.family_id, expires_at: row.expires_at })))
             })
         })
         .await?;

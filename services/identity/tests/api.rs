@@ -142,6 +142,14 @@ async fn sessions(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(found, 0, "refresh tokens are stored hashed");
+    let sliding: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT family_id FROM refresh_tokens GROUP BY family_id \
+         HAVING COUNT(DISTINCT expires_at) > 1) AS f",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(sliding, 0, "a refreshed session keeps the end of its sign-in");
 }
 
 async fn staff_keys_and_services(backend: Backend) {

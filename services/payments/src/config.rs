@@ -11,6 +11,8 @@ pub struct PaymentsConfig {
     pub ledger_url: Option<String>,
     /// accounts' root URL when it does not run in this process (who owns an account).
     pub accounts_url: Option<String>,
+    /// vault's root URL when it does not run in this process (card payments).
+    pub vault_url: Option<String>,
     /// How long idempotent answers are kept (hours, at least 24).
     pub idempotency_retention_hours: Option<u64>,
 }

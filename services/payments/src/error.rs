@@ -19,6 +19,14 @@ pub enum PaymentsError {
     Auth(#[from] fintech_auth::AuthError),
     #[error("accounts unavailable")]
     AccountsUnavailable,
+    #[error("card not found")]
+    CardNotFound,
+    #[error("card declined")]
+    CardDeclined { payment_id: String, decline_code: String },
+    #[error("acquirer unavailable")]
+    AcquirerUnavailable,
+    #[error("card payments cannot be changed yet")]
+    CardPaymentChange,
     #[error("no fees account for the currency")]
     FeesUnavailable,
     #[error("ledger refused")]
@@ -41,6 +49,32 @@ impl IntoResponse for PaymentsError {
                     .with_detail("Refunds cannot add up to more than the captured amount.")
             }
             PaymentsError::Auth(e) => e.problem(),
+            PaymentsError::CardNotFound => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "card_not_found", "Payment refused")
+                    .with_detail("No such card among the caller's cards.")
+                    .with_errors(vec![FieldError::new(
+                        "card_token",
+                        "card_not_found",
+                        "No such card among the caller's cards.",
+                    )])
+            }
+            PaymentsError::CardDeclined { payment_id, decline_code } => {
+                Problem::new(StatusCode::PAYMENT_REQUIRED, "card_declined", "Card declined")
+                    .with_detail(format!("The card was declined; payment {payment_id} is recorded as declined."))
+                    .with_errors(vec![FieldError::new(
+                        "card_token",
+                        &decline_code,
+                        "The card network declined the charge.",
+                    )])
+            }
+            PaymentsError::AcquirerUnavailable => Problem::service_unavailable(
+                "acquirer_unavailable",
+                "The card network did not answer; retry with the same Idempotency-Key: the card is never charged twice.",
+            ),
+            PaymentsError::CardPaymentChange => Problem::conflict(
+                "card_payment_unchangeable",
+                "Card payments are captured at once and cannot be canceled or refunded here yet.",
+            ),
             PaymentsError::AccountsUnavailable => {
                 Problem::service_unavailable("accounts_unavailable", "Account owners could not be checked; retry.")
             }

@@ -33,7 +33,7 @@ const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("beare
     info(title = "payments", description = "Payments, transfers and top-ups with Idempotency-Key."),
     paths(
         routes::create_payment, routes::get_payment, routes::capture, routes::cancel, routes::refund,
-        routes::create_transfer, routes::create_topup,
+        routes::create_card_payment, routes::create_transfer, routes::create_topup,
     ),
     components(schemas(fintech_http::Problem, fintech_http::FieldError)),
     modifiers(&TOKEN_SCHEME),
@@ -66,13 +66,16 @@ impl Service for PaymentsService {
         let config: config::PaymentsConfig = ctx.config.section(&config_key(SERVICE))?;
         let ledger = fintech_ledger::client::for_service(&ctx, SERVICE, config.ledger_url.as_ref())?;
         let accounts = fintech_accounts::client::for_service(&ctx, SERVICE, config.accounts_url.as_ref())?;
+        let vault = fintech_vault::client::for_service(&ctx, SERVICE, config.vault_url.as_ref())?;
         let mut settings = IdempotencySettings::new(SERVICE);
+        // A CVV is never stored, not even hashed under the key.
+        settings.unhashed_fields = vec!["cvv"];
         if let Some(hours) = config.idempotency_retention_hours {
             settings.retention = Duration::from_secs(hours * 3600);
         }
         idempotency::spawn_purger(ctx.db.clone(), settings.retention, ctx.shutdown.clone());
         let db = ctx.db.clone();
-        let state = routes::AppState { ctx, ledger, accounts };
+        let state = routes::AppState { ctx, ledger, accounts, vault };
         Ok(Started { router: idempotency::layer(routes::router(state), db, settings), checks: Vec::new() })
     }
 }

@@ -6,7 +6,7 @@ use fintech_db::sqlx::{self, AnyConnection, Row, any::AnyRow};
 use crate::domain::Payment;
 
 const COLUMNS: &str = "id, kind, payer_account_id, payee_account_id, amount_minor, currency, fee_minor, status, \
-    captured_minor, refunded_minor, description, created_at, updated_at, payer_customer_id, payee_customer_id";
+    captured_minor, refunded_minor, description, created_at, updated_at, payer_customer_id, payee_customer_id, card_token, card_last4, decline_code";
 
 fn from_row(r: &AnyRow) -> Result<Payment, sqlx::Error> {
     Ok(Payment {
@@ -25,6 +25,9 @@ fn from_row(r: &AnyRow) -> Result<Payment, sqlx::Error> {
         updated_at: r.try_get("updated_at")?,
         payer_customer_id: r.try_get("payer_customer_id")?,
         payee_customer_id: r.try_get("payee_customer_id")?,
+        card_token: r.try_get("card_token")?,
+        card_last4: r.try_get("card_last4")?,
+        decline_code: r.try_get("decline_code")?,
     })
 }
 
@@ -44,7 +47,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Payment>, 
 }
 
 pub async fn insert(conn: &mut AnyConnection, p: &Payment) -> Result<(), sqlx::Error> {
-    let sql = format!("INSERT INTO payments ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    let sql = format!("INSERT INTO payments ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&p.id)
         .bind(&p.kind)
@@ -61,6 +64,9 @@ pub async fn insert(conn: &mut AnyConnection, p: &Payment) -> Result<(), sqlx::E
         .bind(&p.updated_at)
         .bind(&p.payer_customer_id)
         .bind(&p.payee_customer_id)
+        .bind(&p.card_token)
+        .bind(&p.card_last4)
+        .bind(&p.decline_code)
         .execute(conn)
         .await?;
     Ok(())

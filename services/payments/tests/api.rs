@@ -11,6 +11,7 @@ use fintech_identity::mint::Minter;
 use fintech_ledger::LedgerService;
 use fintech_payments::PaymentsService;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
+use fintech_vault::VaultService;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -77,8 +78,8 @@ async fn open_account(app: &TestApp, party: &Party, currency: &str) -> String {
 }
 
 async fn spawn_app(backend: Backend) -> App {
-    let services: [&dyn fintech_kit::Service; 4] =
-        [&IdentityService, &LedgerService, &AccountsService, &PaymentsService];
+    let services: [&dyn fintech_kit::Service; 5] =
+        [&IdentityService, &LedgerService, &AccountsService, &VaultService, &PaymentsService];
     let app = TestApp::spawn(&services, Spawn::new(backend)).await;
     let minter = Minter::from_registry(&app.registry).unwrap();
     let staff = minter.staff(&[Role::Admin]);
@@ -349,6 +350,7 @@ async fn callers_see_and_move_only_their_own(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let support = a.minter.staff(&[Role::Support]);
     assert_eq!(get(&support).await.0, StatusCode::OK);
+    assert_eq!(get(&a.minter.staff(&[Role::Operator])).await.0, StatusCode::OK, "operators hold support's role");
     let (status, _) = a.pay_as(&support, &format!("/v1/payments/{id}/capture"), "sup-cap", json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let read_only = a.minter.api_key(&shop.customer, &["payments:read"]);
@@ -374,7 +376,103 @@ async fn callers_see_and_move_only_their_own(backend: Backend) {
     assert_eq!(a.balance(&a.bob).await.0, 90);
 }
 
+/// Card payments with every simulator test card: approved (money from the acquirer's
+/// settlement account to the shop, less the fee), declined, insufficient funds, expired, and a
+/// network timeout retried safely with the same key: one charge, one ledger transfer.
+async fn card_payments(backend: Backend) {
+    use fintech_vault::acquirer::{Simulator, test_cards};
+    let a = spawn_app(backend).await;
+    let ana = a.ana().clone();
+    let simulator = a.app.registry.get::<std::sync::Arc<Simulator>>().unwrap();
+    let store = async |token: &str, number: &str| {
+        let body = json!({ "number": number, "exp_month": 12, "exp_year": 2031 });
+        let (status, card) = request(&a.app, "vault", token, "/v1/cards", None, Some(body)).await;
+        assert!(status.is_success(), "{card}");
+        card["token"].as_str().unwrap().to_owned()
+    };
+    let pay = |card: &str, amount: i64| {
+        json!({ "card_token": card, "payee_account_id": a.shop, "amount_minor": amount, "currency": "USD",
+                "fee_minor": 30, "cvv": "123" })
+    };
+    let settlement = || a.balance("system:settlement:USD");
+
+    let approved = store(&ana.token, test_cards::APPROVED).await;
+    let (status, p) = a.pay("/v1/card-payments", "card-1", pay(&approved, 1_000)).await;
+    assert_eq!(
+        (status, p["status"].as_str(), p["card_last4"].as_str()),
+        (StatusCode::CREATED, Some("captured"), Some("4242")),
+        "{p}"
+    );
+    assert_eq!(p["kind"], "card");
+    assert_eq!(a.balance(&a.shop).await.0, 970);
+    assert_eq!(settlement().await.0, -1_000);
+    assert!(!p.to_string().contains(test_cards::APPROVED));
+    let (status, again) = a.pay("/v1/card-payments", "card-1", pay(&approved, 1_000)).await;
+    assert_eq!((status, &again), (StatusCode::CREATED, &p), "a replay");
+    let mut other_cvv = pay(&approved, 1_000);
+    other_cvv["cvv"] = json!("456");
+    let (status, _) = a.pay("/v1/card-payments", "card-1", other_cvv).await;
+    assert_eq!(status, StatusCode::CREATED, "the CVV is not part of the stored request");
+    assert_eq!(simulator.approved_charges(), 1);
+
+    let rows = a.ledger_rows().await;
+    for (number, code) in [
+        (test_cards::DECLINED, "card_declined"),
+        (test_cards::INSUFFICIENT_FUNDS, "insufficient_funds"),
+        (test_cards::EXPIRED, "expired_card"),
+    ] {
+        let card = store(&ana.token, number).await;
+        let (status, problem) = a.pay("/v1/card-payments", &format!("d-{code}"), pay(&card, 500)).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::PAYMENT_REQUIRED, Some("card_declined")),
+            "{problem}"
+        );
+        assert_eq!(problem["errors"][0]["code"], code);
+        let id =
+            problem["detail"].as_str().unwrap().split_whitespace().find(|w| w.starts_with("cp_")).unwrap().to_owned();
+        let (_, recorded) = request(&a.app, "payments", &ana.token, &format!("/v1/payments/{id}"), None, None).await;
+        assert_eq!((recorded["status"].as_str(), recorded["decline_code"].as_str()), (Some("declined"), Some(code)));
+    }
+    assert_eq!(a.ledger_rows().await.0, rows.0, "declined cards moved no money");
+
+    // A timeout: the answer is lost, the outcome unknown (503, not stored); the retry with the
+    // same key gets the approval, and the card was charged once.
+    let slow = store(&ana.token, test_cards::TIMEOUT).await;
+    let (status, problem) = a.pay("/v1/card-payments", "slow-1", pay(&slow, 700)).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("acquirer_unavailable")));
+    let (status, p) = a.pay("/v1/card-payments", "slow-1", pay(&slow, 700)).await;
+    assert_eq!((status, p["status"].as_str()), (StatusCode::CREATED, Some("captured")), "{p}");
+    assert_eq!(simulator.approved_charges(), 2);
+    assert_eq!(a.balance(&a.shop).await.0, 970 + 670);
+
+    // Someone else's card, a bad CVV, a staff or merchant caller: refused, nothing charged.
+    let bob = a.bob().clone();
+    let (status, problem) = a.pay_as(&bob.token, "/v1/card-payments", "bob-card", pay(&approved, 100)).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("card_not_found")),
+        "{problem}"
+    );
+    let mut bad_cvv = pay(&approved, 100);
+    bad_cvv["cvv"] = json!("12");
+    let (status, problem) = a.pay("/v1/card-payments", "bad-cvv", bad_cvv).await;
+    assert_eq!(
+        (status, problem["errors"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_cvv"))
+    );
+    let (status, _) = a.pay_as(&a.staff, "/v1/card-payments", "staff-card", pay(&approved, 100)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(simulator.approved_charges(), 2);
+    // Card payments are captured at once; cancel and refund are refused for now.
+    let id = p["id"].as_str().unwrap();
+    let (status, problem) =
+        a.pay(&format!("/v1/payments/{id}/refunds"), "card-refund", json!({ "amount_minor": 1 })).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("card_payment_unchangeable")));
+}
+
 fintech_testkit::on_both_engines!(
+    card_payments,
     payment_lifecycle,
     idempotency_contract,
     bad_input_moves_nothing,

@@ -25,6 +25,7 @@ use fintech_identity::mint::Minter;
 use fintech_ledger::LedgerService;
 use fintech_payments::PaymentsService;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
+use fintech_vault::VaultService;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -40,7 +41,8 @@ fn spawn(backend: Backend) -> Spawn {
     Spawn::new(backend)
 }
 
-const SERVICES: [&dyn fintech_kit::Service; 4] = [&IdentityService, &LedgerService, &AccountsService, &PaymentsService];
+const SERVICES: [&dyn fintech_kit::Service; 5] =
+    [&IdentityService, &LedgerService, &AccountsService, &VaultService, &PaymentsService];
 
 /// One request as sent: replayed verbatim at the end.
 #[derive(Debug, Clone)]
