@@ -64,6 +64,11 @@ def services(env: str) -> dict:
     return out
 
 
+def single_replica(env: str, service: str) -> bool:
+    """A service with a persistentVolume runs exactly one pod: no autoscaler, Recreate rollouts."""
+    return bool(services(env)[service].get("persistentVolume"))
+
+
 class Manifest:
     """The objects of one rendered environment, with look-ups by kind and name."""
 

@@ -9,8 +9,10 @@ from render import CUSTOM_KINDS, split_kinds, template
 # userinfo with a password in a URL: scheme://user:password@host
 URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.IGNORECASE)
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_URL$|CREDENTIAL|PRIVATE_KEY)", re.IGNORECASE)
-# The only URLs a ConfigMap may hold: another service of the release (serviceUrls), no credentials.
+# The only URLs a ConfigMap may hold: another service of the release (serviceUrls), or a third
+# party over HTTPS (externalEndpoints), never with credentials.
 SERVICE_URL = re.compile(r"^http://fintech-[a-z0-9-]+:8080$")
+EXTERNAL_URL = re.compile(r"^https://[a-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~/-]*)?$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DURATION = re.compile(r"^\d+(\.\d+)?(h|m|s|ms)$")
 
@@ -62,9 +64,13 @@ def test_no_secret_values(env):
     for cm in m.all("ConfigMap"):
         service = cm["metadata"]["labels"]["app.kubernetes.io/component"]
         service_urls = (all_services.get(service) or {}).get("serviceUrls") or {}
+        external = (all_services.get(service) or {}).get("externalEndpoints") or {}
         for key, value in cm["data"].items():
             if key in service_urls:
                 assert SERVICE_URL.match(value), f"ConfigMap {cm['metadata']['name']}: {key}={value}"
+                continue
+            if key in external:
+                assert EXTERNAL_URL.match(value), f"ConfigMap {cm['metadata']['name']}: {key}={value}"
                 continue
             assert not SECRET_NAME.search(key), f"ConfigMap {cm['metadata']['name']} holds {key}"
 

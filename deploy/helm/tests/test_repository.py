@@ -22,6 +22,8 @@ def test_route_table_lives_in_values_yaml_only():
                                     "timeoutSeconds": 30}
     assert public["payments"] == {"pathPrefix": "/api/payments", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 10}
     assert public["identity"] == {"pathPrefix": "/api/identity", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 10}
+    # vault's deadline (the timeout minus 1 s) outlasts the acquirer's 15 s.
+    assert public["vault"] == {"pathPrefix": "/api/vault", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 20}
     assert "ledger" not in public and "accounts" not in public, "internal services have no route"
 
 

@@ -4,7 +4,7 @@ network policy, migration hook, monitoring and route."""
 import hashlib
 import re
 
-from conftest import env_values, full, manifest, pod_labels, services
+from conftest import env_values, full, manifest, pod_labels, services, single_replica
 from render import render
 
 DIGEST_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[a-f0-9]{64}$")
@@ -81,8 +81,14 @@ def test_restricted_security_context(env, service):
     c = app_container(env, service)
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec(env, service)["volumes"]}
-    # The only writable paths are emptyDirs, with a size limit.
+    # The only writable paths are emptyDirs, with a size limit, and a service's own persistent
+    # volume (its claim, inside the data dir).
+    persistent = services(env)[service].get("persistentVolume")
     for path, volume in mounts.items():
+        if persistent and path == persistent["mountPath"]:
+            assert volumes[volume] == {"name": volume, "persistentVolumeClaim": {"claimName": full(service)}}
+            assert path.startswith("/data/"), "inside the data dir"
+            continue
         assert "emptyDir" in volumes[volume], path
         assert volumes[volume]["emptyDir"]["sizeLimit"], path
 
@@ -131,7 +137,11 @@ def test_service_urls(env, service):
         assert data[env_name] == f"http://{full(callee)}:8080"
         assert m.one("Service", full(callee))["spec"]["ports"][0]["port"] == 8080
         assert service in all_services[callee]["allowedCallers"], f"{callee} does not allow {service}"
-    assert not {k for k in data if k.endswith("_URL")} - set(urls), "every URL in the ConfigMap is a service URL"
+    external = all_services[service].get("externalEndpoints") or {}
+    for env_name, endpoint in external.items():
+        assert data[env_name] == endpoint["url"] and endpoint["url"].startswith("https://")
+    assert not {k for k in data if k.endswith("_URL")} - set(urls) - set(external), \
+        "every URL in the ConfigMap is a service URL or an external endpoint"
 
 
 def manifest_project(env):
@@ -210,10 +220,19 @@ def test_selectors_match_pods(env, service):
     assert d["spec"]["selector"]["matchLabels"] == pod_labels(service)
     labels = d["spec"]["template"]["metadata"]["labels"]
     assert pod_labels(service).items() <= labels.items()
-    assert "replicas" not in d["spec"], "the HorizontalPodAutoscaler owns the replica count"
+    if single_replica(env, service):
+        # One pod with its volume: never two at once, not even during a rollout.
+        assert d["spec"]["replicas"] == 1
+        assert d["spec"]["strategy"] == {"type": "Recreate"}
+    else:
+        assert "replicas" not in d["spec"], "the HorizontalPodAutoscaler owns the replica count"
+        assert d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
 def test_hpa(env, service):
+    if single_replica(env, service):
+        assert manifest(env).find("HorizontalPodAutoscaler", full(service)) is None, "one replica: no autoscaler"
+        return
     hpa = manifest(env).one("HorizontalPodAutoscaler", full(service))
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": full(service)}
@@ -231,12 +250,33 @@ def test_pdb(env, service):
     assert pdb["spec"]["selector"]["matchLabels"] == pod_labels(service)
     spec = pdb["spec"]
     assert ("minAvailable" in spec) != ("maxUnavailable" in spec)
+    if single_replica(env, service):
+        # Its one pod may be evicted: a budget that kept it would block every node drain.
+        assert spec["maxUnavailable"] == 1
+        return
     hpa = manifest(env).one("HorizontalPodAutoscaler", full(service))
     if env == "production":
         assert spec["minAvailable"] >= 2
     if "minAvailable" in spec:
         # A budget that equals the minimum replica count would block every node drain.
         assert spec["minAvailable"] < hpa["spec"]["minReplicas"]
+
+
+def test_persistent_volume_claim(env, service):
+    """A claim exactly for the services with a persistentVolume: one pod's (ReadWriteOncePod), kept
+    by helm uninstall."""
+    persistent = services(env)[service].get("persistentVolume")
+    pvc = manifest(env).find("PersistentVolumeClaim", full(service))
+    if not persistent:
+        assert pvc is None
+        return
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOncePod"]
+    assert pvc["spec"]["resources"]["requests"]["storage"] == persistent["size"]
+    if persistent.get("storageClassName"):
+        assert pvc["spec"]["storageClassName"] == persistent["storageClassName"]
+    else:
+        assert "storageClassName" not in pvc["spec"], "absent, not empty: the cluster's default class"
 
 
 def test_topology_spread(env, service):

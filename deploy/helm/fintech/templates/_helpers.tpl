@@ -117,6 +117,9 @@ FINTECH_DATABASE__{{ $key }}__MAX_CONNECTIONS: {{ $svc.database.maxConnections |
 {{- range $k, $target := $svc.serviceUrls }}
 {{ $k }}: {{ include "fintech.serviceUrl" (dict "context" $ctx "name" $target) | quote }}
 {{- end }}
+{{- range $k, $endpoint := $svc.externalEndpoints }}
+{{ $k }}: {{ $endpoint.url | quote }}
+{{- end }}
 {{- range $k, $v := $svc.env }}
 {{ $k }}: {{ $v | toString | quote }}
 {{- end }}
@@ -129,6 +132,19 @@ Args: dict "context" $ "name" $service
 */}}
 {{- define "fintech.serviceUrl" -}}
 {{- printf "http://%s:%s" (include "fintech-lib.names.component" (dict "context" .context "component" .name)) (include "fintech.httpPort" .) -}}
+{{- end -}}
+
+{{/*
+The TCP port of an external endpoint's https:// URL: the one it names, else 443.
+Usage: include "fintech.urlPort" "https://acquirer.example:8443/api"
+*/}}
+{{- define "fintech.urlPort" -}}
+{{- $host := (urlParse .).host -}}
+{{- if contains ":" $host -}}
+{{- last (splitList ":" $host) -}}
+{{- else -}}
+443
+{{- end -}}
 {{- end -}}
 
 {{/* The environment variable holding a service's database URL. */}}

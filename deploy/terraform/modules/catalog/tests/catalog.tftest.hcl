@@ -109,6 +109,39 @@ run "gives_identity_its_database_and_secrets" {
   }
 }
 
+run "gives_vault_its_database_key_and_acquirer_secret" {
+  command = plan
+
+  variables {
+    catalog_file = "../../services.yaml"
+  }
+
+  assert {
+    condition     = output.databases["vault"] == "vault"
+    error_message = "vault must own the vault database (its configuration key)."
+  }
+
+  assert {
+    condition     = contains(output.workload_identities["vault"].project_roles, "roles/cloudsql.client")
+    error_message = "vault has a database: its account needs the Cloud SQL client role."
+  }
+
+  assert {
+    condition     = output.third_party_secrets["vault-acquirer-api-key"] == tolist(["vault"])
+    error_message = "vault-acquirer-api-key must be readable by vault only: no other service ever talks to the acquirer."
+  }
+
+  assert {
+    condition     = alltrue([for secret, readers in output.third_party_secrets : !contains(readers, "vault") || secret == "vault-acquirer-api-key"])
+    error_message = "vault reads no other operator secret: it calls no service, so it has no secret at identity."
+  }
+
+  assert {
+    condition     = !contains(keys(output.third_party_secrets), "vault-service-secret") && !contains(output.third_party_secrets["payments-service-secret"], "vault")
+    error_message = "vault calls no service: payments calls it with payments' own service secret."
+  }
+}
+
 run "rejects_a_stream_nobody_publishes" {
   command = plan
 
