@@ -135,6 +135,12 @@ fn valid_key(key: &str) -> bool {
     !key.is_empty() && key.chars().count() <= MAX_KEY_CHARS && key.chars().all(|c| c.is_ascii_graphic())
 }
 
+/// How a key is stored: SHA-256, hex. Whatever a client puts in a key (a card number, by
+/// mistake) is never kept.
+pub fn stored_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A stored answer, replayed.
 fn replay(status: i64, content_type: Option<String>, body: String) -> Response {
     let status = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
@@ -329,7 +335,7 @@ async fn idempotency(State(layer): State<Layer>, req: Request, next: Next) -> Re
         Ok(response) => response,
         Err(e) => {
             tracing::error!(error = &e as &dyn std::error::Error, "an idempotent request did not finish");
-            release(&layer, &key).await;
+            release(&layer, &stored_key(&key)).await;
             Problem::internal().into_response()
         }
     }
@@ -353,9 +359,10 @@ fn hashed_body(bytes: &[u8], unhashed: &[&str]) -> Vec<u8> {
 }
 
 async fn claim_and_execute(layer: Layer, key: String, hash: String, request: Request, next: Next) -> Response {
-    match claim(&layer, &key, &hash).await {
+    let stored = stored_key(&key);
+    match claim(&layer, &stored, &hash).await {
         Ok(Claim::Answer(response)) => response,
-        Ok(Claim::Run) => execute(layer, key, request, next).await,
+        Ok(Claim::Run) => execute(layer, key, stored, request, next).await,
         Err(e) => {
             tracing::error!(error = &e as &dyn std::error::Error, "idempotency key store failed");
             Problem::internal().into_response()
@@ -364,8 +371,10 @@ async fn claim_and_execute(layer: Layer, key: String, hash: String, request: Req
 }
 
 /// Runs the claimed request and stores its answer under the key (or frees the key).
-async fn execute(layer: Layer, key: String, mut req: Request, next: Next) -> Response {
-    req.extensions_mut().insert(IdempotencyKey { scope: layer.settings.scope.clone(), key: key.clone() });
+/// `key` as sent (for the handler's derived ids), `stored` as kept in the table.
+async fn execute(layer: Layer, key: String, stored: String, mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(IdempotencyKey { scope: layer.settings.scope.clone(), key });
+    let key = stored;
     let response = next.run(req).await;
     let (parts, body) = response.into_parts();
     let stored = match axum::body::to_bytes(body, layer.settings.max_body_bytes).await {

@@ -149,8 +149,9 @@ async fn contract(engine: Engine) {
     // A request that died mid-way holds its key only until its lease ends.
     sqlx::query(
         "INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, locked_until_ms, created_at_ms) \
-         VALUES ('test', 'key-5', 'x', 'in_progress', 0, 0)",
+         VALUES ('test', ?, 'x', 'in_progress', 0, 0)",
     )
+    .bind(idempotency::stored_key("key-5"))
     .execute(s.db.pool())
     .await
     .unwrap();
@@ -162,8 +163,9 @@ async fn contract(engine: Engine) {
     };
     sqlx::query(
         "INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, locked_until_ms, created_at_ms) \
-         VALUES ('test', 'key-6', ?, 'in_progress', 0, 0)",
+         VALUES ('test', ?, ?, 'in_progress', 0, 0)",
     )
+    .bind(idempotency::stored_key("key-6"))
     .bind(hash)
     .execute(s.db.pool())
     .await

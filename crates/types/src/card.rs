@@ -6,7 +6,9 @@ pub const MIN_PAN_DIGITS: usize = 12;
 pub const MAX_PAN_DIGITS: usize = 19;
 
 /// What a hidden card number is replaced with.
-pub const REDACTED: &str = "[card number removed]";
+/// Shorter than any card number, so removing one never makes a text longer (its length was
+/// checked against the column it is stored in).
+pub const REDACTED: &str = "[redacted]";
 
 /// Whether `digits` (ASCII digits only) pass the Luhn check.
 pub fn luhn_valid(digits: &str) -> bool {
@@ -41,33 +43,41 @@ pub fn redact_card_numbers(text: &str) -> String {
             i += 1;
             continue;
         }
-        // A run of digits with single separators, starting at i.
+        // A run of digits with single separators, starting at i; the size of each group.
         let mut digits = String::new();
-        let mut ends = Vec::new(); // (digit count, index after that digit)
+        let mut groups: Vec<usize> = vec![0];
+        let mut ends = Vec::new(); // (digit count, index after that digit, groups so far)
         let mut j = i;
         while j < chars.len() {
             if chars[j].is_ascii_digit() {
                 digits.push(chars[j]);
-                ends.push((digits.len(), j + 1));
+                if let Some(last) = groups.last_mut() {
+                    *last += 1;
+                }
+                ends.push((digits.len(), j + 1, groups.clone()));
                 j += 1;
             } else if (chars[j] == ' ' || chars[j] == '-')
                 && j + 1 < chars.len()
                 && chars[j + 1].is_ascii_digit()
                 && j > i
             {
+                groups.push(0);
                 j += 1;
             } else {
                 break;
             }
         }
-        // The longest card number at the start of the run that is not followed by a digit.
-        let found = ends.iter().rev().find(|(n, end)| {
+        // The longest card number at the start of the run, not followed by a digit, written
+        // whole or in the groups people use (4-4-4-4..., or 4-6-5 and 4-6-4): other groupings
+        // (UUIDs, phone numbers) are not card numbers.
+        let found = ends.iter().rev().find(|(n, end, groups)| {
             (MIN_PAN_DIGITS..=MAX_PAN_DIGITS).contains(n)
                 && (*n == digits.len() || !chars[*end].is_ascii_digit())
+                && card_grouping(groups)
                 && luhn_valid(&digits[..*n])
         });
         match found {
-            Some((_, end)) => {
+            Some((_, end, _)) => {
                 out.push_str(REDACTED);
                 i = *end;
             }
@@ -78,6 +88,16 @@ pub fn redact_card_numbers(text: &str) -> String {
         }
     }
     out
+}
+
+/// Whether digit groups are written as card numbers are: one group, or groups of 4 with a
+/// shorter last one, or American Express's and Diners' 4-6-5 and 4-6-4.
+fn card_grouping(groups: &[usize]) -> bool {
+    match groups {
+        [_] | [4, 6, 5] | [4, 6, 4] => true,
+        [init @ .., last] => init.iter().all(|g| *g == 4) && (1..=4).contains(last),
+        [] => false,
+    }
 }
 
 /// Whether `text` holds something that looks like a card number.

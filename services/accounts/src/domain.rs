@@ -138,7 +138,10 @@ impl NewCustomerRequest {
             }
         };
         match (kind, name, email) {
-            (Some(kind), Some(name), Some(email)) if errors.is_empty() => Ok(NewCustomer { kind, name, email, phone }),
+            // Only vault may keep a card number, even one typed into a name.
+            (Some(kind), Some(name), Some(email)) if errors.is_empty() => {
+                Ok(NewCustomer { kind, name: fintech_types::card::redact_card_numbers(&name), email, phone })
+            }
             _ => Err(errors),
         }
     }

@@ -69,7 +69,8 @@ impl ContactForm {
         match (name, email, subject, message) {
             (Some(name), Some(email), Some(subject), Some(message)) if errors.is_empty() => {
                 // People type card numbers into support messages; only vault may keep one.
-                let (subject, message) = (redact_card_numbers(&subject), redact_card_numbers(&message));
+                let (name, subject, message) =
+                    (redact_card_numbers(&name), redact_card_numbers(&subject), redact_card_numbers(&message));
                 Ok(NewContactRequest { name, email, subject, message })
             }
             _ => Err(errors),

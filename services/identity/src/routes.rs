@@ -469,7 +469,8 @@ pub async fn list_api_keys(
     caller: Caller,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<ApiKey>>, IdentityError> {
-    caller.require(caller.kind() == Kind::Merchant, "list API keys")?;
+    // Keys manage keys no more than they create them: a password sign-in is needed.
+    caller.require(caller.kind() == Kind::Merchant && caller.claims().api_key_id.is_none(), "list API keys")?;
     let mut conn = state.ctx.db.pool().acquire().await?;
     Ok(axum::Json(store::api_keys_of(&mut conn, caller.subject()).await?))
 }

@@ -2,6 +2,7 @@
 
 use fintech_http::FieldError;
 use fintech_money::Currency;
+use fintech_types::card::redact_card_numbers;
 use serde::{Deserialize, Serialize};
 
 pub const MAX_DESCRIPTION_CHARS: usize = 200;
@@ -155,7 +156,7 @@ impl NewPaymentRequest {
                 currency,
                 fee_minor: self.fee_minor,
                 capture: self.capture,
-                description: self.description.clone(),
+                description: redact_card_numbers(&self.description),
             }),
             _ => Err(errors),
         }
@@ -239,7 +240,7 @@ impl NewCardPaymentRequest {
                         currency,
                         fee_minor: self.fee_minor,
                         capture: true,
-                        description: self.description.clone(),
+                        description: redact_card_numbers(&self.description),
                     },
                 })
             }
@@ -279,7 +280,7 @@ impl NewTransferRequest {
                 currency,
                 fee_minor: 0,
                 capture: true,
-                description: self.description.clone(),
+                description: redact_card_numbers(&self.description),
             }),
             _ => Err(errors),
         }

@@ -25,6 +25,8 @@ pub enum PaymentsError {
     CardDeclined { payment_id: String, decline_code: String },
     #[error("acquirer unavailable")]
     AcquirerUnavailable,
+    #[error("charge id reused")]
+    ChargeIdReused,
     #[error("card payments cannot be changed yet")]
     CardPaymentChange,
     #[error("no fees account for the currency")]
@@ -70,6 +72,10 @@ impl IntoResponse for PaymentsError {
             PaymentsError::AcquirerUnavailable => Problem::service_unavailable(
                 "acquirer_unavailable",
                 "The card network did not answer; retry with the same Idempotency-Key: the card is never charged twice.",
+            ),
+            PaymentsError::ChargeIdReused => Problem::conflict(
+                "idempotency_key_reused",
+                "This Idempotency-Key was used for another card payment; use a new key for a new request.",
             ),
             PaymentsError::CardPaymentChange => Problem::conflict(
                 "card_payment_unchangeable",

@@ -252,6 +252,25 @@ pub async fn create_card_payment(
     let parties =
         Parties { payer: Some(caller.subject().to_owned()), payee: owner(&state, &n.payee, Side::Credit).await? };
     check_fees_account(&state, n).await?;
+    // Before the card is charged, the payee must be able to receive this money: a charge must
+    // never be left without its payment. (A payee frozen between this check and the transfer
+    // still is: NOT YET voided at the acquirer; the transfer's 5xx leaves it for a retry.)
+    let payee = state.ledger.account(&n.payee).await.map_err(|e| match e {
+        LedgerError::NotFound => unknown_account(Side::Credit),
+        other => PaymentsError::Ledger(other),
+    })?;
+    if payee.currency != n.currency.code() {
+        return Err(PaymentsError::Ledger(LedgerError::CurrencyMismatch(Side::Credit)));
+    }
+    match payee.status {
+        fintech_ledger::domain::AccountStatus::Open => {}
+        fintech_ledger::domain::AccountStatus::Frozen => {
+            return Err(PaymentsError::Ledger(LedgerError::AccountFrozen(Side::Credit)));
+        }
+        fintech_ledger::domain::AccountStatus::Closed => {
+            return Err(PaymentsError::Ledger(LedgerError::AccountClosed(Side::Credit)));
+        }
+    }
     let id = key.derive_id("cp");
     let charge = ChargeRequest {
         charge_id: id.clone(),
@@ -267,7 +286,8 @@ pub async fn create_card_payment(
             "invalid_cvv",
             "`cvv` must be 3 digits (4 for American Express)",
         )]),
-        ChargeError::ChargeIdReused | ChargeError::Unknown => PaymentsError::AcquirerUnavailable,
+        ChargeError::ChargeIdReused => PaymentsError::ChargeIdReused,
+        ChargeError::Unknown => PaymentsError::AcquirerUnavailable,
     })?;
     let mut payment = new_payment(id.clone(), "card", n, parties, "captured", n.amount_minor);
     payment.card_token = Some(card.card_token.clone());

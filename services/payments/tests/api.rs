@@ -185,7 +185,11 @@ async fn payment_lifecycle(backend: Backend) {
     assert_eq!(a.balance(&a.ana).await.0, 7_500);
     // A refund retried after its stored answer was lost counts once.
     let db = a.app.db("payments").await;
-    sqlx::query("DELETE FROM idempotency_keys WHERE idem_key = 'r1'").execute(db.pool()).await.unwrap();
+    sqlx::query("DELETE FROM idempotency_keys WHERE idem_key = ?")
+        .bind(fintech_kit::idempotency::stored_key("r1"))
+        .execute(db.pool())
+        .await
+        .unwrap();
     let rows = a.ledger_rows().await;
     let (status, again) = a.pay(&format!("/v1/payments/{id}/refunds"), "r1", json!({ "amount_minor": 300 })).await;
     assert_eq!((status, again["refunded_minor"].as_i64()), (StatusCode::OK, Some(600)), "{again}");
@@ -463,6 +467,18 @@ async fn card_payments(backend: Backend) {
     );
     let (status, _) = a.pay_as(&a.staff, "/v1/card-payments", "staff-card", pay(&approved, 100)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // A payee that cannot receive: refused before the card is charged.
+    request(
+        &a.app,
+        "accounts",
+        &a.staff,
+        &format!("/v1/accounts/{}/status", a.shop),
+        None,
+        Some(json!({ "status": "frozen" })),
+    )
+    .await;
+    let (status, problem) = a.pay("/v1/card-payments", "to-frozen", pay(&approved, 100)).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("account_frozen")), "{problem}");
     assert_eq!(simulator.approved_charges(), 2);
     // Card payments are captured at once; cancel and refund are refused for now.
     let id = p["id"].as_str().unwrap();

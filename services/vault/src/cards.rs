@@ -158,7 +158,26 @@ impl Vault {
         .fetch_optional(self.db.pool())
         .await?;
         if let Some(row) = existing {
-            return Ok((from_row(&row)?.view, false));
+            let mut view = from_row(&row)?.view;
+            // The same card renewed: keep its new expiry.
+            if (view.exp_year, view.exp_month) != (expiry.year, expiry.month) {
+                let token = view.token.clone();
+                self.db
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query("UPDATE cards SET exp_month = ?, exp_year = ? WHERE token = ?")
+                                .bind(i64::from(expiry.month))
+                                .bind(i64::from(expiry.year))
+                                .bind(token)
+                                .execute(&mut *conn)
+                                .await
+                                .map(|_| ())
+                        })
+                    })
+                    .await?;
+                (view.exp_month, view.exp_year) = (expiry.month, expiry.year);
+            }
+            return Ok((view, false));
         }
         let _no_rotation = self.rotation.read().await;
         let token = format!("card_{}", uuid::Uuid::now_v7().simple());
@@ -220,12 +239,14 @@ impl Vault {
         req: &ChargeRequest,
         cvv: Option<&str>,
     ) -> Result<ChargeResult, VaultError> {
+        // Not while the KEK rotates: the row read here must not be re-wrapped under our feet.
+        let _no_rotation = self.rotation.read().await;
         let row = self.find(&req.token).await?.filter(|r| r.view.customer_id == req.customer_id);
         let Some(row) = row else { return Err(VaultError::NotFound) };
         let cvv =
             cvv.map(|c| Cvv::parse(c, row.view.brand)).transpose().map_err(|e| VaultError::Validation(vec![e]))?;
         // One charge id, one card and amount: a retry, never another charge.
-        let prior = sqlx::query("SELECT token, amount_minor, currency FROM card_uses WHERE charge_id = ?")
+        let prior = sqlx::query("SELECT token, amount_minor, currency, outcome FROM card_uses WHERE charge_id = ?")
             .bind(&req.charge_id)
             .fetch_optional(self.db.pool())
             .await?;
@@ -260,7 +281,25 @@ impl Vault {
             Ok(Outcome::Declined { .. }) => "declined",
             Err(_) => "unknown",
         };
-        if prior.is_none() {
+        if let Some(p) = &prior {
+            // A retry after an unknown outcome: record the outcome now known.
+            let first: String = p.try_get("outcome").unwrap_or_default();
+            if first == "unknown" && recorded != "unknown" {
+                let (id, outcome_text) = (req.charge_id.clone(), recorded.to_owned());
+                self.db
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query("UPDATE card_uses SET outcome = ? WHERE charge_id = ? AND outcome = 'unknown'")
+                                .bind(outcome_text)
+                                .bind(id)
+                                .execute(&mut *conn)
+                                .await
+                                .map(|_| ())
+                        })
+                    })
+                    .await?;
+            }
+        } else {
             let (id, token, caller, amount, currency, at) = (
                 req.charge_id.clone(),
                 req.token.clone(),

@@ -247,7 +247,14 @@ fn write_private(path: &Path, body: &KeyFileBody) -> Result<(), KeyError> {
     let mut file = options.open(&tmp).map_err(err)?;
     std::io::Write::write_all(&mut file, &json).map_err(err)?;
     file.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    std::fs::rename(&tmp, path).map_err(err)?;
+    // The rename is durable only once the directory is: a crash must not lose a key that
+    // re-wrapped data keys already depend on.
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    }
+    Ok(())
 }
 
 impl KeyStore for LocalKeyFile {

@@ -164,7 +164,7 @@ pub async fn charge(
         errors.push(FieldError::new("amount_minor", "invalid_amount", "must be a positive integer of minor units"));
     }
     if body.currency.parse::<fintech_money::Currency>().is_err() {
-        errors.push(FieldError::new("currency", "invalid_currency", "must be an ISO 4217 code such as USD"));
+        errors.push(FieldError::new("currency", "unknown_currency", "must be an ISO 4217 code such as USD"));
     }
     if !errors.is_empty() {
         return Err(VaultError::Validation(errors));

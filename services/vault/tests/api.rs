@@ -51,6 +51,12 @@ async fn cards_and_charges(backend: Backend) {
         (StatusCode::OK, Some(token.as_str())),
         "the same card, the same token"
     );
+    let renewed = json!({ "number": "4242424242424242", "exp_month": 6, "exp_year": 2030 });
+    let (status, again) = call(&app, &ana, post.clone(), "/v1/cards", Some(renewed)).await;
+    assert_eq!(
+        (status, again["token"].as_str(), again["exp_year"].as_u64()),
+        (StatusCode::OK, Some(token.as_str()), Some(2030))
+    );
     let (_, bobs) = call(&app, &bob, post.clone(), "/v1/cards", Some(card("4242424242424242"))).await;
     assert_ne!(bobs["token"], stored["token"], "another customer's card of the same number is another token");
     assert_eq!(bobs["fingerprint"], stored["fingerprint"], "but the same fingerprint");
