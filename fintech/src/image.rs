@@ -727,39 +727,54 @@ fn env_value<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
     env.iter().find_map(|e| e.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
 }
 
-/// Services that need another one to start alone, and how the chart wires them
-/// (deploy/helm/fintech/values.yaml `serviceUrls` and `secretEnv`): accounts and payments
-/// call the ledger with its service token.
-fn needs_ledger(service: &str) -> bool {
-    matches!(service, "accounts" | "payments")
+/// How the chart wires a service that runs alone (deploy/helm/fintech/values.yaml `auth`,
+/// `serviceUrls`, `secretEnv`): every service but identity verifies tokens with identity's keys;
+/// accounts and payments call other services with service tokens from identity. Here one
+/// companion process (`fintech up` from the same image) stands for all of them.
+fn companion_env(service: &str, companion: &str, secret: &str) -> Vec<String> {
+    if service == "identity" {
+        return Vec::new();
+    }
+    let key = fintech_kit::config_key(service).to_uppercase();
+    let mut env = vec![format!("FINTECH_AUTH__IDENTITY_URL={companion}")];
+    let calls: &[&str] = match service {
+        "accounts" => &["LEDGER"],
+        "payments" => &["LEDGER", "ACCOUNTS", "VAULT"],
+        _ => &[],
+    };
+    if !calls.is_empty() {
+        env.push(format!("FINTECH_AUTH__SERVICE_SECRET={secret}"));
+        env.extend(calls.iter().map(|c| format!("FINTECH_{key}__{c}_URL={companion}")));
+    }
+    env
 }
 
-/// Runs the service from the unpacked image (with the ledger beside it when it needs one),
-/// waits for `/healthz`, stops it with SIGTERM. Returns the startup and stop durations.
+/// Runs the service from the unpacked image (with a companion `fintech up` beside it when it
+/// needs other services), waits for `/healthz`, stops it with SIGTERM. Returns the startup and
+/// stop durations.
 async fn run_and_probe(svc: &dyn Service, bundle: &Bundle, work: &Path) -> anyhow::Result<(Duration, Duration)> {
     let data_dir = env_value(&bundle.env, "FINTECH_DATA_DIR").unwrap_or("/data").to_owned();
     let client = reqwest::Client::new();
     let mut extra: Vec<String> = Vec::new();
     let mut companion = None;
-    if needs_ledger(svc.name()) {
-        let token = random_token();
+    if svc.name() != "identity" {
+        let secret = random_token();
         let port = tools::free_port()?;
-        let ledger = Sandboxed::start(
+        let key = fintech_kit::config_key(svc.name()).to_uppercase();
+        let others = Sandboxed::start(
             bundle,
-            &work.join("ledger-data"),
+            &work.join("companion-data"),
             &data_dir,
-            &["serve".into(), "ledger".into(), "--port".into(), port.to_string()],
-            &[format!("FINTECH_LEDGER__PLACEHOLDER_SERVICE_TOKEN={token}")],
+            &["up".into(), "--port".into(), port.to_string()],
+            &[format!("FINTECH_IDENTITY__SERVICE_SECRETS__{key}={secret}")],
         )
         .await?;
         tools::wait_for_200(&client, &format!("http://127.0.0.1:{port}/healthz"), START_TIMEOUT)
             .await
-            .context("the ledger (run beside the service) did not start")?;
-        let key = fintech_kit::config_key(svc.name()).to_uppercase();
-        extra.push(format!("FINTECH_{key}__LEDGER_URL=http://127.0.0.1:{port}"));
-        extra.push(format!("FINTECH_{key}__LEDGER_TOKEN={token}"));
-        eprintln!("    ledger beside it on 127.0.0.1:{port}");
-        companion = Some(ledger);
+            .context("the other services (`fintech up`, run beside the service) did not start")?;
+        extra = companion_env(svc.name(), &format!("http://127.0.0.1:{port}"), &secret);
+        eprintln!("    identity and the other services beside it on 127.0.0.1:{port}");
+        companion = Some(others);
     }
 
     let port = tools::free_port()?;
@@ -986,6 +1001,25 @@ pub fn print_reports(reports: &[CheckReport]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_alone_is_wired_as_the_chart_wires_it() {
+        assert!(companion_env("identity", "http://c", "s").is_empty());
+        assert_eq!(companion_env("ledger", "http://c", "s"), vec!["FINTECH_AUTH__IDENTITY_URL=http://c"]);
+        let payments = companion_env("payments", "http://c", "s");
+        for wanted in [
+            "FINTECH_AUTH__IDENTITY_URL=http://c",
+            "FINTECH_AUTH__SERVICE_SECRET=s",
+            "FINTECH_PAYMENTS__LEDGER_URL=http://c",
+            "FINTECH_PAYMENTS__ACCOUNTS_URL=http://c",
+            "FINTECH_PAYMENTS__VAULT_URL=http://c",
+        ] {
+            assert!(payments.iter().any(|e| e == wanted), "{wanted}: {payments:?}");
+        }
+        assert!(
+            companion_env("accounts", "http://c", "s").contains(&"FINTECH_ACCOUNTS__LEDGER_URL=http://c".to_owned())
+        );
+    }
 
     fn target(tag: Option<&str>, build_number: Option<u64>) -> Target {
         Target {

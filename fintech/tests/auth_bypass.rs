@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 const OPEN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/identity/v1/sign-up"),
     ("POST", "/api/identity/v1/sign-in"),
+    ("POST", "/api/identity/v1/sign-in/mfa"),
     ("POST", "/api/identity/v1/refresh"),
     ("POST", "/api/identity/v1/sign-out"),
     ("GET", "/api/identity/v1/jwks.json"),
@@ -32,9 +33,14 @@ const OPEN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/contact-us/v1/requests"),
 ];
 
-/// Routes a customer who owns nothing may still use: who am I, register myself, my cards.
-const SELF_SERVICE: &[(&str, &str)] =
-    &[("GET", "/api/identity/v1/me"), ("POST", "/api/accounts/v1/customers"), ("GET", "/api/vault/v1/cards")];
+/// Routes a customer who owns nothing may still use: who am I, a second factor, register
+/// myself, my cards.
+const SELF_SERVICE: &[(&str, &str)] = &[
+    ("GET", "/api/identity/v1/me"),
+    ("POST", "/api/identity/v1/mfa/totp"),
+    ("POST", "/api/accounts/v1/customers"),
+    ("GET", "/api/vault/v1/cards"),
+];
 
 const MADE_UP_ID: &str = "0190a5e0-0000-7000-8000-000000000000";
 

@@ -20,6 +20,14 @@ pub enum IdentityError {
     InvalidRefreshToken,
     #[error("invalid API key")]
     InvalidApiKey,
+    #[error("invalid MFA challenge")]
+    InvalidMfaToken,
+    #[error("invalid MFA code")]
+    InvalidMfaCode,
+    #[error("MFA already enabled")]
+    MfaAlreadyEnabled,
+    #[error("MFA enrolment not started")]
+    MfaNotStarted,
     #[error("invalid service credentials")]
     InvalidServiceCredentials,
     #[error("audience not allowed")]
@@ -53,6 +61,20 @@ impl IntoResponse for IdentityError {
             IdentityError::InvalidRefreshToken => {
                 Problem::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token", "Refresh refused")
                     .with_detail("The refresh token is unknown, expired, used or revoked; sign in again.")
+            }
+            IdentityError::InvalidMfaToken => {
+                Problem::new(StatusCode::UNAUTHORIZED, "invalid_mfa_token", "Sign-in refused")
+                    .with_detail("The second-factor challenge is unknown, expired or used; sign in again.")
+            }
+            IdentityError::InvalidMfaCode => {
+                Problem::new(StatusCode::UNAUTHORIZED, "invalid_mfa_code", "Sign-in refused")
+                    .with_detail("The one-time code is wrong, expired or used already.")
+            }
+            IdentityError::MfaAlreadyEnabled => {
+                Problem::conflict("mfa_already_enabled", "A second factor is already enabled for this user.")
+            }
+            IdentityError::MfaNotStarted => {
+                Problem::conflict("mfa_not_started", "Start the enrolment first: POST /api/identity/v1/mfa/totp.")
             }
             IdentityError::InvalidApiKey => {
                 Problem::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "API key refused")

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod error;
+pub mod mfa;
 pub mod password;
 pub mod routes;
 pub mod signing;
@@ -39,7 +40,7 @@ const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("beare
 #[openapi(
     info(title = "identity", description = "Sign-up, sign-in, tokens, keys."),
     paths(
-        routes::sign_up, routes::sign_in, routes::refresh, routes::sign_out, routes::jwks, routes::me,
+        routes::sign_up, routes::sign_in, routes::sign_in_mfa, routes::enroll_totp, routes::confirm_totp, routes::refresh, routes::sign_out, routes::jwks, routes::me,
         routes::create_staff, routes::create_api_key, routes::list_api_keys, routes::revoke_api_key,
         routes::api_key_token, routes::service_token, routes::rotate_signing_key,
     ),
@@ -88,6 +89,9 @@ async fn bootstrap_admin(ctx: &ServiceContext, config: &config::IdentityConfig) 
         roles: vec![Role::Admin],
         status: "active".into(),
         created_at: fintech_telemetry::now_rfc3339(),
+        totp_secret: None,
+        totp_enabled: false,
+        totp_last_step: None,
     };
     let row = user.clone();
     match ctx.db.write(move |conn| Box::pin(async move { store::insert_user(&mut *conn, &row).await })).await {

@@ -35,16 +35,30 @@ pub const PER_IP: Rule = Rule { capacity: 20, refill_every: Duration::from_secs(
 /// address pair, so an attacker elsewhere cannot lock the owner out.
 pub const FAILURES_PER_ACCOUNT_AND_IP: Rule = Rule { capacity: 5, refill_every: Duration::from_secs(60) };
 
+/// Wrong one-time codes per user (a sign-in challenge or an enrolment): 5, then one a minute.
+/// Only someone who knows the password reaches a challenge, so this cannot lock an owner out
+/// by guessing from outside.
+pub const OTP_FAILURES_PER_USER: Rule = Rule { capacity: 5, refill_every: Duration::from_secs(60) };
+/// Wrong codes per challenge before it dies (then: sign in again).
+pub const MAX_CHALLENGE_ATTEMPTS: i64 = 5;
+/// How long a second-factor challenge lives.
+pub const CHALLENGE_TTL_SECS: i64 = 300;
+
 /// Rate limits of identity.
 #[derive(Debug)]
 pub struct Limits {
     pub per_ip: Limiter,
     pub failures: Limiter,
+    pub otp_failures: Limiter,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { per_ip: Limiter::new(PER_IP), failures: Limiter::new(FAILURES_PER_ACCOUNT_AND_IP) }
+        Limits {
+            per_ip: Limiter::new(PER_IP),
+            failures: Limiter::new(FAILURES_PER_ACCOUNT_AND_IP),
+            otp_failures: Limiter::new(OTP_FAILURES_PER_USER),
+        }
     }
 }
 
@@ -63,6 +77,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/sign-up", post(sign_up))
         .route("/v1/sign-in", post(sign_in))
+        .route("/v1/sign-in/mfa", post(sign_in_mfa))
+        .route("/v1/mfa/totp", post(enroll_totp))
+        .route("/v1/mfa/totp/confirm", post(confirm_totp))
         .route("/v1/refresh", post(refresh))
         .route("/v1/sign-out", post(sign_out))
         .route("/v1/jwks.json", get(jwks))
@@ -159,6 +176,9 @@ async fn create_user(
         roles,
         status: "active".into(),
         created_at: now_text(),
+        totp_secret: None,
+        totp_enabled: false,
+        totp_last_step: None,
     };
     let row = user.clone();
     let inserted =
@@ -219,19 +239,20 @@ pub struct Session {
     pub user: UserView,
 }
 
-fn subject_of(user: &User) -> Subject {
+fn subject_of(user: &User, mfa: bool) -> Subject {
     Subject {
         id: user.id.clone(),
         kind: user.kind,
         roles: user.roles.clone(),
         scopes: Vec::new(),
         api_key_id: None,
-        mfa: false,
+        mfa,
     }
 }
 
 async fn session(state: &AppState, user: &User, family: tokens::Family) -> Result<Session, IdentityError> {
-    let access = state.issuer.access(&subject_of(user))?;
+    // A user with a second factor got here through it (sign-in) or through a session that did.
+    let access = state.issuer.access(&subject_of(user, user.totp_enabled))?;
     let refresh_token = tokens::new_refresh(&state.ctx.db, family, &user.id, state.refresh_ttl).await?;
     Ok(Session {
         access_token: access.access_token,
@@ -254,7 +275,7 @@ pub async fn sign_in(
     State(state): State<AppState>,
     ip: ClientIp,
     ApiJson(req): ApiJson<SignInRequest>,
-) -> Result<axum::Json<Session>, IdentityError> {
+) -> Result<Response, IdentityError> {
     let email = req.email.trim().to_lowercase();
     let pair = format!("{email}|{}", ip.0);
     state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
@@ -273,8 +294,12 @@ pub async fn sign_in(
     match user {
         Some(user) if ok && user.status == "active" => {
             state.limits.failures.forgive(&pair);
+            if user.totp_enabled {
+                security_event("sign_in_needs_second_factor", &user.id, &[("ip", &ip.0)]);
+                return Ok(axum::Json(challenge(&state, &user).await?).into_response());
+            }
             security_event("sign_in_succeeded", &user.id, &[("ip", &ip.0)]);
-            Ok(axum::Json(session(&state, &user, tokens::Family::New).await?))
+            Ok(axum::Json(session(&state, &user, tokens::Family::New).await?).into_response())
         }
         _ => {
             state.limits.failures.charge(&pair);
@@ -282,6 +307,187 @@ pub async fn sign_in(
             Err(IdentityError::InvalidCredentials)
         }
     }
+}
+
+/// The answer to a password sign-in of a user with a second factor: no tokens yet.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MfaChallenge {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Send it with the code to `POST /v1/sign-in/mfa`; single use, 5 minutes, 5 tries.
+    pub mfa_token: String,
+    pub expires_in: i64,
+}
+
+async fn challenge(state: &AppState, user: &User) -> Result<MfaChallenge, IdentityError> {
+    let token = format!("mfa_{}", tokens::random_token(32)?);
+    let hash = tokens::sha256_hex(&token);
+    let expires = fintech_telemetry::now_unix_ms() / 1000 + CHALLENGE_TTL_SECS;
+    let user_id = user.id.clone();
+    state
+        .ctx
+        .db
+        .write(move |conn| Box::pin(async move { store::insert_challenge(&mut *conn, &hash, &user_id, expires).await }))
+        .await?;
+    Ok(MfaChallenge { mfa_required: true, mfa_token: token, expires_in: CHALLENGE_TTL_SECS })
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaSignInRequest {
+    pub mfa_token: String,
+    /// The 6-digit code of the authenticator app.
+    pub code: String,
+}
+
+/// Checks `code` against `user`'s TOTP secret and spends its step (never twice); enables TOTP
+/// when `enable`. Wrong codes count against the user's limit.
+async fn spend_code(state: &AppState, user: &User, code: &str, enable: bool) -> Result<(), IdentityError> {
+    state.limits.otp_failures.check(&user.id).map_err(IdentityError::TooManyAttempts)?;
+    let secret = user.totp_secret.as_deref().and_then(crate::mfa::base32_decode).ok_or(IdentityError::MfaNotStarted)?;
+    let now = fintech_telemetry::now_unix_ms() / 1000;
+    let used = match crate::mfa::verify(&secret, code, now, user.totp_last_step) {
+        Some(step) => {
+            let user_id = user.id.clone();
+            state
+                .ctx
+                .db
+                .write(move |conn| {
+                    Box::pin(async move { store::use_totp_step(&mut *conn, &user_id, step, enable).await })
+                })
+                .await?
+        }
+        None => false,
+    };
+    if !used {
+        state.limits.otp_failures.charge(&user.id);
+        security_event("second_factor_failed", &user.id, &[]);
+        return Err(IdentityError::InvalidMfaCode);
+    }
+    state.limits.otp_failures.forgive(&user.id);
+    Ok(())
+}
+
+/// Finish a sign-in with the second factor: the challenge of `POST /v1/sign-in` and a code.
+/// Limits: 5 wrong codes per challenge (then sign in again), 5 per user then one a minute
+/// (429 `too_many_attempts`).
+#[utoipa::path(post, path = "/api/identity/v1/sign-in/mfa", tag = "identity", request_body = MfaSignInRequest,
+    responses((status = 200, body = Session), (status = 401, body = fintech_http::Problem, content_type = "application/problem+json"),
+        (status = 429, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn sign_in_mfa(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<MfaSignInRequest>,
+) -> Result<axum::Json<Session>, IdentityError> {
+    if req.mfa_token.len() > 100 {
+        return Err(IdentityError::InvalidMfaToken);
+    }
+    let hash = tokens::sha256_hex(&req.mfa_token);
+    let now = fintech_telemetry::now_unix_ms() / 1000;
+    let mut conn = state.ctx.db.pool().acquire().await?;
+    let found = store::challenge(&mut conn, &hash).await?;
+    let live = found.filter(|c| !c.used && c.expires_at > now);
+    let challenge = live.ok_or(IdentityError::InvalidMfaToken)?;
+    let user =
+        store::user_by_id(&mut conn, &challenge.user_id).await?.filter(|u| u.status == "active" && u.totp_enabled);
+    drop(conn);
+    let user = user.ok_or(IdentityError::InvalidMfaToken)?;
+    // The user's limit first (429 says when to come back), then the challenge's own.
+    state.limits.otp_failures.check(&user.id).map_err(IdentityError::TooManyAttempts)?;
+    if challenge.attempts >= MAX_CHALLENGE_ATTEMPTS {
+        return Err(IdentityError::InvalidMfaToken);
+    }
+    if let Err(e) = spend_code(&state, &user, &req.code, false).await {
+        let h = hash.clone();
+        state.ctx.db.write(move |conn| Box::pin(async move { store::challenge_failed(&mut *conn, &h).await })).await?;
+        return Err(e);
+    }
+    let spent = state
+        .ctx
+        .db
+        .write(move |conn| Box::pin(async move { store::use_challenge(&mut *conn, &hash, now).await }))
+        .await?;
+    if !spent {
+        return Err(IdentityError::InvalidMfaToken);
+    }
+    security_event("sign_in_succeeded", &user.id, &[("second_factor", "totp")]);
+    Ok(axum::Json(session(&state, &user, tokens::Family::New).await?))
+}
+
+/// A new TOTP secret for the authenticator app.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TotpEnrolment {
+    /// Base32, for typing into the app.
+    pub secret: String,
+    /// For a QR code.
+    pub otpauth_uri: String,
+}
+
+fn may_enrol(caller: &Caller) -> Result<(), IdentityError> {
+    let person = caller.kind() != Kind::Service && caller.claims().api_key_id.is_none();
+    Ok(caller.require(person, "enrol a second factor")?)
+}
+
+/// Start TOTP enrolment (a user signed in with a password): answers the secret once. It takes
+/// effect when a first code is confirmed.
+#[utoipa::path(post, path = "/api/identity/v1/mfa/totp", tag = "identity", security(("bearer" = [])),
+    responses((status = 201, body = TotpEnrolment), (status = 409, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn enroll_totp(caller: Caller, State(state): State<AppState>) -> Result<Response, IdentityError> {
+    may_enrol(&caller)?;
+    let mut conn = state.ctx.db.pool().acquire().await?;
+    let user = store::user_by_id(&mut conn, caller.subject()).await?.ok_or(IdentityError::NotFound)?;
+    drop(conn);
+    if user.totp_enabled {
+        return Err(IdentityError::MfaAlreadyEnabled);
+    }
+    let mut raw = [0u8; crate::mfa::SECRET_BYTES];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+        .map_err(|_| IdentityError::Internal("the system random generator failed".into()))?;
+    let secret = crate::mfa::base32(&raw);
+    let (user_id, s) = (user.id.clone(), secret.clone());
+    let set = state
+        .ctx
+        .db
+        .write(move |conn| Box::pin(async move { store::set_totp_secret(&mut *conn, &user_id, &s).await }))
+        .await?;
+    if !set {
+        return Err(IdentityError::MfaAlreadyEnabled);
+    }
+    security_event("second_factor_enrolment_started", &user.id, &[]);
+    let otpauth_uri = crate::mfa::otpauth_uri("FINTECH", &user.email, &secret);
+    Ok((StatusCode::CREATED, axum::Json(TotpEnrolment { secret, otpauth_uri })).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmRequest {
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TotpEnabled {
+    pub enabled: bool,
+}
+
+/// Confirm TOTP enrolment with a first code: from then on, sign-in needs a code.
+#[utoipa::path(post, path = "/api/identity/v1/mfa/totp/confirm", tag = "identity", request_body = TotpConfirmRequest,
+    security(("bearer" = [])), responses((status = 200, body = TotpEnabled),
+        (status = 401, body = fintech_http::Problem, content_type = "application/problem+json"),
+        (status = 409, body = fintech_http::Problem, content_type = "application/problem+json")))]
+pub async fn confirm_totp(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<TotpConfirmRequest>,
+) -> Result<axum::Json<TotpEnabled>, IdentityError> {
+    may_enrol(&caller)?;
+    let mut conn = state.ctx.db.pool().acquire().await?;
+    let user = store::user_by_id(&mut conn, caller.subject()).await?.ok_or(IdentityError::NotFound)?;
+    drop(conn);
+    if user.totp_enabled {
+        return Err(IdentityError::MfaAlreadyEnabled);
+    }
+    spend_code(&state, &user, &req.code, true).await?;
+    security_event("second_factor_enabled", &user.id, &[("kind", "totp")]);
+    Ok(axum::Json(TotpEnabled { enabled: true }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

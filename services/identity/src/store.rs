@@ -13,6 +13,12 @@ pub struct User {
     pub roles: Vec<Role>,
     pub status: String,
     pub created_at: String,
+    /// The TOTP secret (base32), once enrolment started.
+    pub totp_secret: Option<String>,
+    /// Whether sign-in needs a TOTP code (enrolment confirmed).
+    pub totp_enabled: bool,
+    /// The last TOTP step used: no code of it or before is accepted again.
+    pub totp_last_step: Option<i64>,
 }
 
 pub fn kind_parse(s: &str) -> Option<Kind> {
@@ -30,12 +36,15 @@ fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
         roles: roles.split(',').filter_map(Role::parse).collect(),
         status: row.try_get("status")?,
         created_at: row.try_get("created_at")?,
+        totp_secret: row.try_get("totp_secret")?,
+        totp_enabled: row.try_get::<i64, _>("totp_enabled")? != 0,
+        totp_last_step: row.try_get("totp_last_step")?,
     })
 }
 
 macro_rules! user_columns {
     () => {
-        "id, kind, email, password_hash, roles, status, created_at"
+        "id, kind, email, password_hash, roles, status, created_at, totp_secret, totp_enabled, totp_last_step"
     };
 }
 
@@ -250,4 +259,94 @@ pub async fn revoke_api_key(conn: &mut AnyConnection, id: &str, now: &str) -> Re
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Starts (or restarts) TOTP enrolment; false when a second factor is already enabled.
+pub async fn set_totp_secret(conn: &mut AnyConnection, user_id: &str, secret: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET totp_secret = ?, totp_last_step = NULL WHERE id = ? AND totp_enabled = 0")
+        .bind(secret)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records `step` as used (and enables TOTP when `enable`); false when that step, or a later
+/// one, was used already (a replayed code).
+pub async fn use_totp_step(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    step: i64,
+    enable: bool,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE users SET totp_last_step = ?, totp_enabled = CASE WHEN ? = 1 THEN 1 ELSE totp_enabled END \
+         WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
+    )
+    .bind(step)
+    .bind(i64::from(enable))
+    .bind(user_id)
+    .bind(step)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A second-factor challenge as stored.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub user_id: String,
+    pub expires_at: i64,
+    pub attempts: i64,
+    pub used: bool,
+}
+
+pub async fn insert_challenge(
+    conn: &mut AnyConnection,
+    hash: &str,
+    user_id: &str,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO mfa_challenges (token_hash, user_id, expires_at, attempts) VALUES (?, ?, ?, 0)")
+        .bind(hash)
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn challenge(conn: &mut AnyConnection, hash: &str) -> Result<Option<Challenge>, sqlx::Error> {
+    let row = sqlx::query("SELECT user_id, expires_at, attempts, used_at FROM mfa_challenges WHERE token_hash = ?")
+        .bind(hash)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| {
+        Ok(Challenge {
+            user_id: r.try_get("user_id")?,
+            expires_at: r.try_get("expires_at")?,
+            attempts: r.try_get("attempts")?,
+            used: r.try_get::<Option<i64>, _>("used_at")?.is_some(),
+        })
+    })
+    .transpose()
+}
+
+/// Counts a wrong code against the challenge.
+pub async fn challenge_failed(conn: &mut AnyConnection, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE mfa_challenges SET attempts = attempts + 1 WHERE token_hash = ?")
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Spends the challenge; false when it was spent already.
+pub async fn use_challenge(conn: &mut AnyConnection, hash: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE mfa_challenges SET used_at = ? WHERE token_hash = ? AND used_at IS NULL")
+        .bind(now)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }

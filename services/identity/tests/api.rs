@@ -306,4 +306,64 @@ async fn brute_force(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "other addresses are unaffected");
 }
 
-fintech_testkit::on_both_engines!(sessions, staff_keys_and_services, brute_force);
+/// TOTP: enrolment confirmed by a first code; then sign-in needs a code; a code works once;
+/// guessing is answered 429 after 5 wrong codes.
+async fn second_factor(backend: Backend) {
+    use fintech_identity::mfa;
+    let app = spawn_app(backend).await;
+    post(&app, "/v1/sign-up", json!({ "email": "mfa@example.com", "password": "two factors are better" })).await;
+    let session = sign_in(&app, "mfa@example.com", "two factors are better").await;
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let post_as = async |path: &str, body: Value| {
+        let (s, v, h) = call(&app, reqwest::Method::POST, path, Some(&token), "198.51.100.1", Some(body)).await;
+        (s, v, h)
+    };
+    let (status, enrolment, _) = post_as("/v1/mfa/totp", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{enrolment}");
+    assert!(enrolment["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/FINTECH:mfa%40example.com?secret="));
+    let secret = mfa::base32_decode(enrolment["secret"].as_str().unwrap()).unwrap();
+    let now = || fintech_telemetry::now_unix_ms() / 1000;
+    let (status, problem, _) = post_as("/v1/mfa/totp/confirm", json!({ "code": "000000" })).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_mfa_code")));
+    let (status, enabled, _) = post_as("/v1/mfa/totp/confirm", json!({ "code": mfa::totp(&secret, now()) })).await;
+    assert_eq!((status, enabled["enabled"].as_bool()), (StatusCode::OK, Some(true)), "{enabled}");
+    assert_eq!(post_as("/v1/mfa/totp", json!({})).await.0, StatusCode::CONFLICT, "enabled already");
+
+    // Sign-in now answers a challenge, not tokens.
+    let challenge = sign_in(&app, "mfa@example.com", "two factors are better").await;
+    assert_eq!(challenge["mfa_required"], true);
+    assert!(challenge.get("access_token").is_none());
+    let answer = |code: String, token: &Value| json!({ "mfa_token": token, "code": code });
+    // The code used to confirm is spent; the next step's code works, once.
+    let (status, _) = post(&app, "/v1/sign-in/mfa", answer(mfa::totp(&secret, now()), &challenge["mfa_token"])).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a code of a step used already");
+    let next = mfa::totp(&secret, now() + 30);
+    let (status, full) = post(&app, "/v1/sign-in/mfa", answer(next.clone(), &challenge["mfa_token"])).await;
+    assert_eq!(status, StatusCode::OK, "{full}");
+    let (_, who) = me(&app, full["access_token"].as_str().unwrap()).await;
+    assert_eq!(who["subject"], session["user"]["id"]);
+    let (status, problem) = post(&app, "/v1/sign-in/mfa", answer(next.clone(), &challenge["mfa_token"])).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_mfa_token")), "spent");
+    let again = sign_in(&app, "mfa@example.com", "two factors are better").await;
+    let (status, _) = post(&app, "/v1/sign-in/mfa", answer(next, &again["mfa_token"])).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a code works once");
+
+    // Guessing: 5 wrong codes, then 429 with Retry-After, even for the right code.
+    let guess = sign_in(&app, "mfa@example.com", "two factors are better").await;
+    for i in 0..4 {
+        let (status, _) = post(&app, "/v1/sign-in/mfa", answer(format!("{i:06}"), &guess["mfa_token"])).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let (status, _, headers) = call(
+        &app,
+        reqwest::Method::POST,
+        "/v1/sign-in/mfa",
+        None,
+        "198.51.100.1",
+        Some(answer(mfa::totp(&secret, now() + 60), &guess["mfa_token"])),
+    )
+    .await;
+    assert!(status == StatusCode::TOO_MANY_REQUESTS && headers.contains_key("retry-after"), "{status}");
+}
+
+fintech_testkit::on_both_engines!(sessions, staff_keys_and_services, brute_force, second_factor);
