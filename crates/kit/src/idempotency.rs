@@ -34,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 pub const HEADER: &str = "idempotency-key";
+/// Attempts at storing an answer (100 and 200 ms apart) before the key is freed instead; the
+/// update is the same each time, so one that took effect without an answer is harmless.
+const STORE_ATTEMPTS: u32 = 3;
 /// Longest key accepted (Stripe allows 255).
 pub const MAX_KEY_CHARS: usize = 255;
 
@@ -393,25 +396,37 @@ async fn execute(layer: Layer, key: String, stored: String, mut req: Request, ne
         let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let status = i64::from(parts.status.as_u16());
         let body = text.as_deref().unwrap_or_default().to_owned();
-        let (scope, k) = (layer.settings.scope.clone(), key.clone());
-        let saved = layer
-            .db
-            .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE idempotency_keys SET state = 'completed', response_status = ?, \
-                         response_content_type = ?, response_body = ? WHERE scope = ? AND idem_key = ?",
-                    )
-                    .bind(status)
-                    .bind(content_type)
-                    .bind(body)
-                    .bind(scope)
-                    .bind(k)
-                    .execute(&mut *conn)
-                    .await
+        // A lost connection (a failover, a killed connection) must not lose the answer: a retry
+        // would run the request again and answer the state of now, not the answer of then.
+        let mut saved = Err(sqlx::Error::PoolClosed);
+        for attempt in 0..STORE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            let (scope, k) = (layer.settings.scope.clone(), key.clone());
+            let (content_type, body) = (content_type.clone(), body.clone());
+            saved = layer
+                .db
+                .write(move |conn| {
+                    Box::pin(async move {
+                        sqlx::query(
+                            "UPDATE idempotency_keys SET state = 'completed', response_status = ?, \
+                             response_content_type = ?, response_body = ? WHERE scope = ? AND idem_key = ?",
+                        )
+                        .bind(status)
+                        .bind(content_type)
+                        .bind(body)
+                        .bind(scope)
+                        .bind(k)
+                        .execute(&mut *conn)
+                        .await
+                    })
                 })
-            })
-            .await;
+                .await;
+            if saved.is_ok() {
+                break;
+            }
+        }
         if let Err(e) = saved {
             // The effect happened; the answer could not be stored. A retry will run again, and
             // the handler's key-derived ids keep it from acting twice.
