@@ -341,7 +341,7 @@ pub mod payments {
     use anyhow::Context as _;
     use fintech_auth::{Kind, Role};
     use fintech_config::ConfigSource;
-    use fintech_identity::tokens::Subject;
+    use fintech_identity::mint::Minter;
     use fintech_kit::{Host, PlatformSettings, Service};
     use serde_json::{Value, json};
     use tokio_util::sync::CancellationToken;
@@ -383,12 +383,8 @@ pub mod payments {
         ];
         let app = host.start(&services).await.context("starting identity, ledger, accounts, vault and payments")?;
         // Tokens straight from identity's issuer (no password hashing in the set-up).
-        let issuer = host.registry.get::<fintech_identity::Issuer>().context("identity's issuer")?;
-        let token = |kind: Kind, id: &str, roles: Vec<Role>| -> anyhow::Result<String> {
-            let subject = Subject { id: id.to_owned(), kind, roles, scopes: Vec::new(), api_key_id: None, mfa: false };
-            Ok(issuer.access(&subject).map_err(|e| anyhow::anyhow!("issuing a token: {e}"))?.access_token)
-        };
-        let operator = token(Kind::Staff, "bench-operator", vec![Role::Operator])?;
+        let minter = Minter::from_registry(&host.registry).context("identity's issuer")?;
+        let operator = minter.staff(&[Role::Operator]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let server = tokio::spawn(fintech_http::server::serve(
@@ -406,9 +402,8 @@ pub mod payments {
         let open = |kind: Kind| {
             let (http, base, operator) = (http.clone(), base.clone(), operator.clone());
             let id = uuid::Uuid::now_v7().to_string();
-            let own = token(kind, &id, Vec::new());
+            let own = minter.user(kind, &id);
             async move {
-                let own = own?;
                 let customer_kind = if kind == Kind::Merchant { "business" } else { "individual" };
                 call(
                     &http,

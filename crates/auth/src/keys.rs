@@ -108,21 +108,22 @@ const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JWKS document read.
 const JWKS_MAX_BYTES: usize = 64 * 1024;
 
+/// The keys fetched last, and when.
 struct Cached {
     keys: HashMap<String, DecodingKey>,
-    /// Last successful fetch.
     fetched: Option<Instant>,
-    /// Last attempt, successful or not.
-    attempted: Option<Instant>,
 }
 
 /// identity's JWKS over HTTP, cached; fetched again when a token names a key not seen yet
 /// (a rotation), at most every 10 s, and every 5 minutes in any case. When identity does not
-/// answer, the keys fetched before stay in use.
+/// answer, the keys fetched before stay in use. A known, fresh key is read under a shared lock:
+/// requests do not queue behind each other, only fetches do.
 pub struct JwksClient {
     url: String,
     http: reqwest::Client,
-    cache: tokio::sync::Mutex<Cached>,
+    cache: RwLock<Cached>,
+    /// Held while fetching; holds the last attempt, successful or not.
+    attempt: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for JwksClient {
@@ -137,8 +138,17 @@ impl JwksClient {
         Ok(JwksClient {
             url: url.to_owned(),
             http,
-            cache: tokio::sync::Mutex::new(Cached { keys: HashMap::new(), fetched: None, attempted: None }),
+            cache: RwLock::new(Cached { keys: HashMap::new(), fetched: None }),
+            attempt: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// The cached key `kid`, and whether the cache is fresh.
+    fn cached(&self, kid: &str) -> (Option<DecodingKey>, bool) {
+        match self.cache.read() {
+            Ok(c) => (c.keys.get(kid).cloned(), c.fetched.is_some_and(|t| t.elapsed() <= JWKS_MAX_AGE)),
+            Err(_) => (None, false),
+        }
     }
 
     async fn fetch(&self) -> Result<JwkSet, String> {
@@ -157,22 +167,60 @@ impl JwksClient {
 #[async_trait]
 impl KeySource for JwksClient {
     async fn key(&self, kid: &str) -> Option<DecodingKey> {
-        let mut cache = self.cache.lock().await;
-        let known = cache.keys.get(kid).cloned();
-        let fresh = cache.fetched.is_some_and(|t| t.elapsed() <= JWKS_MAX_AGE);
-        let may_fetch = cache.attempted.is_none_or(|t| t.elapsed() > JWKS_MIN_REFETCH);
-        if (known.is_some() && fresh) || !may_fetch {
+        if let (Some(key), true) = self.cached(kid) {
+            return Some(key);
+        }
+        let mut attempt = self.attempt.lock().await;
+        // Another request may have fetched while this one waited.
+        let (known, fresh) = self.cached(kid);
+        if (known.is_some() && fresh) || attempt.is_some_and(|t| t.elapsed() <= JWKS_MIN_REFETCH) {
             return known;
         }
-        cache.attempted = Some(Instant::now());
+        *attempt = Some(Instant::now());
         match self.fetch().await {
             Ok(set) => {
-                cache.keys = set.decoding_keys();
-                cache.fetched = cache.attempted;
+                if let Ok(mut cache) = self.cache.write() {
+                    *cache = Cached { keys: set.decoding_keys(), fetched: *attempt };
+                }
             }
             // Keep what we had; try again after the refetch interval.
             Err(e) => tracing::warn!(url = %self.url, error = %e, "could not fetch identity's signing keys"),
         }
-        cache.keys.get(kid).cloned()
+        self.cached(kid).0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use ring::signature::KeyPair as _;
+
+    fn jwk(kid: &str) -> Jwk {
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).expect("key");
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair");
+        Jwk::ed25519(kid, &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()))
+    }
+
+    #[tokio::test]
+    async fn jwks_is_cached_and_unknown_kids_do_not_flood_identity() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        let set = JwkSet { keys: vec![jwk("a")] };
+        Mock::given(method("GET"))
+            .and(path("/jwks.json"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(&set))
+            .mount(&server)
+            .await;
+        let client = JwksClient::new(&format!("{}/jwks.json", server.uri())).expect("client");
+        assert!(client.key("a").await.is_some());
+        assert!(client.key("a").await.is_some(), "from the cache");
+        for _ in 0..20 {
+            assert!(client.key("made-up").await.is_none());
+        }
+        let fetches = server.received_requests().await.expect("recorded").len();
+        assert_eq!(fetches, 1, "one fetch: the cache, then unknown kids within the refetch interval");
+        assert!(Jwk { alg: "HS256".into(), ..jwk("h") }.decoding_key().is_none(), "only Ed25519 signing keys");
     }
 }

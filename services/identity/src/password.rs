@@ -8,6 +8,7 @@ use fintech_http::FieldError;
 use tokio::sync::Semaphore;
 
 use crate::error::IdentityError;
+use crate::tokens::random_bytes;
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Longest password accepted: hashing cost must not grow with the input without bound.
@@ -67,7 +68,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// The PHC string of `password` (random 16-byte salt).
 pub async fn hash(password: String) -> Result<String, IdentityError> {
     blocking(move || {
-        let salt = SaltString::encode_b64(&random_bytes::<16>()?).map_err(|e| e.to_string())?;
+        let salt =
+            SaltString::encode_b64(&random_bytes::<16>().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
     })
     .await?
@@ -83,14 +85,6 @@ async fn decoy() -> Result<&'static str, IdentityError> {
 
 fn rand_u128() -> u128 {
     random_bytes::<16>().map(u128::from_le_bytes).unwrap_or_default()
-}
-
-/// Bytes from the system's CSPRNG (ring's, already used for keys).
-fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
-    let mut bytes = [0u8; N];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| "the system random generator failed".to_owned())?;
-    Ok(bytes)
 }
 
 /// Whether `password` matches `stored`; with no stored hash, spends the same time and says no.

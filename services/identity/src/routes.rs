@@ -320,7 +320,7 @@ pub struct MfaChallenge {
 }
 
 async fn challenge(state: &AppState, user: &User) -> Result<MfaChallenge, IdentityError> {
-    let token = format!("mfa_{}", tokens::random_token(32)?);
+    let token = format!("mfa_{}", tokens::random_token::<32>()?);
     let hash = tokens::sha256_hex(&token);
     let expires = fintech_telemetry::now_unix_ms() / 1000 + CHALLENGE_TTL_SECS;
     let user_id = user.id.clone();
@@ -439,10 +439,7 @@ pub async fn enroll_totp(caller: Caller, State(state): State<AppState>) -> Resul
     if user.totp_enabled {
         return Err(IdentityError::MfaAlreadyEnabled);
     }
-    let mut raw = [0u8; crate::mfa::SECRET_BYTES];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
-        .map_err(|_| IdentityError::Internal("the system random generator failed".into()))?;
-    let secret = crate::mfa::base32(&raw);
+    let secret = crate::mfa::base32(&tokens::random_bytes::<{ crate::mfa::SECRET_BYTES }>()?);
     let (user_id, s) = (user.id.clone(), secret.clone());
     let set = state
         .ctx
@@ -623,6 +620,11 @@ pub struct NewApiKey {
     pub api_key: ApiKey,
 }
 
+/// A merchant signed in with their password: API keys manage no API keys.
+fn merchant_signed_in(caller: &Caller) -> bool {
+    caller.kind() == Kind::Merchant && caller.claims().api_key_id.is_none()
+}
+
 /// Create an API key (merchants signed in with their password).
 #[utoipa::path(post, path = "/api/identity/v1/api-keys", tag = "identity", request_body = NewApiKeyRequest, security(("bearer" = [])),
     responses((status = 201, body = NewApiKey), (status = 403, body = fintech_http::Problem, content_type = "application/problem+json")))]
@@ -631,7 +633,7 @@ pub async fn create_api_key(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<NewApiKeyRequest>,
 ) -> Result<Response, IdentityError> {
-    caller.require(caller.kind() == Kind::Merchant && caller.claims().api_key_id.is_none(), "create an API key")?;
+    caller.require(merchant_signed_in(&caller), "create an API key")?;
     let mut errors = Vec::new();
     let name = req.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
@@ -647,8 +649,8 @@ pub async fn create_api_key(
     if !errors.is_empty() {
         return Err(IdentityError::Validation(errors));
     }
-    let prefix = tokens::random_token(6)?.replace(['-', '_'], "x");
-    let key = format!("fk_{prefix}_{}", tokens::random_token(32)?);
+    let prefix = tokens::random_token::<6>()?.replace(['-', '_'], "x");
+    let key = format!("fk_{prefix}_{}", tokens::random_token::<32>()?);
     let mut scopes = req.scopes.clone();
     scopes.sort();
     scopes.dedup();
@@ -676,7 +678,7 @@ pub async fn list_api_keys(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<ApiKey>>, IdentityError> {
     // Keys manage keys no more than they create them: a password sign-in is needed.
-    caller.require(caller.kind() == Kind::Merchant && caller.claims().api_key_id.is_none(), "list API keys")?;
+    caller.require(merchant_signed_in(&caller), "list API keys")?;
     let mut conn = state.ctx.db.pool().acquire().await?;
     Ok(axum::Json(store::api_keys_of(&mut conn, caller.subject()).await?))
 }
@@ -689,7 +691,7 @@ pub async fn revoke_api_key(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ApiKey>, IdentityError> {
-    caller.require(caller.kind() == Kind::Merchant && caller.claims().api_key_id.is_none(), "revoke an API key")?;
+    caller.require(merchant_signed_in(&caller), "revoke an API key")?;
     let mut conn = state.ctx.db.pool().acquire().await?;
     // Another merchant's key answers 404, as a missing one.
     let found = store::api_key_by_id(&mut conn, &id).await?.filter(|k| k.user_id == caller.subject());

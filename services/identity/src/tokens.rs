@@ -16,13 +16,18 @@ use crate::error::IdentityError;
 use crate::signing::SigningKeys;
 use crate::store;
 
-/// Random bytes from the system's CSPRNG, base64url.
-pub fn random_token(bytes: usize) -> Result<String, IdentityError> {
-    let mut buf = vec![0u8; bytes];
+/// `N` bytes from the system's CSPRNG (ring's, already used for keys).
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], IdentityError> {
+    let mut buf = [0u8; N];
     ring::rand::SystemRandom::new()
         .fill(&mut buf)
         .map_err(|_| IdentityError::Internal("the system random generator failed".into()))?;
-    Ok(URL_SAFE_NO_PAD.encode(buf))
+    Ok(buf)
+}
+
+/// `N` random bytes, base64url: refresh tokens, API keys, challenges.
+pub fn random_token<const N: usize>() -> Result<String, IdentityError> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<N>()?))
 }
 
 /// SHA-256 hex: how refresh tokens and API keys (high-entropy secrets) are stored.
@@ -122,7 +127,7 @@ pub enum Family {
 
 /// A new refresh token; returns the token (only its hash is stored).
 pub async fn new_refresh(db: &Db, family: Family, user_id: &str, ttl: Duration) -> Result<String, IdentityError> {
-    let token = format!("rt_{}", random_token(32)?);
+    let token = format!("rt_{}", random_token::<32>()?);
     let hash = sha256_hex(&token);
     let now = now_secs();
     let expires = match &family {

@@ -210,9 +210,7 @@ impl NewCardPaymentRequest {
     pub fn validate(&self) -> Result<NewCardPayment, Vec<FieldError>> {
         let mut errors = Vec::new();
         let token = match self.card_token.as_deref() {
-            Some(t) if t.len() <= 40 && t.starts_with("card_") && t[5..].bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                Some(t.to_owned())
-            }
+            Some(t) if fintech_vault::cards::valid_token(t) => Some(t.to_owned()),
             Some(_) => {
                 errors.push(FieldError::new("card_token", "invalid_card_token", "`card_token` is not a card token"));
                 None

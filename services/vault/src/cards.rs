@@ -104,7 +104,8 @@ pub struct Rotation {
     pub retired: Vec<String>,
 }
 
-fn valid_token(token: &str) -> bool {
+/// Whether `token` has the shape of a card token (`card_` and up to 35 letters and digits).
+pub fn valid_token(token: &str) -> bool {
     token.len() <= 40 && token.starts_with("card_") && token[5..].bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
