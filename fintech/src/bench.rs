@@ -374,14 +374,16 @@ pub mod payments {
         let settings = PlatformSettings::load(&config)?;
         let shutdown = CancellationToken::new();
         let host = Host::embedded(config, settings, dir.clone(), shutdown.clone());
-        let services: [&dyn Service; 5] = [
+        let services: [&dyn Service; 6] = [
             &fintech_identity::IdentityService,
             &fintech_ledger::LedgerService,
             &fintech_accounts::AccountsService,
             &fintech_vault::VaultService,
+            &fintech_risk::RiskService,
             &fintech_payments::PaymentsService,
         ];
-        let app = host.start(&services).await.context("starting identity, ledger, accounts, vault and payments")?;
+        let app =
+            host.start(&services).await.context("starting identity, ledger, accounts, vault, risk and payments")?;
         // Tokens straight from identity's issuer (no password hashing in the set-up).
         let minter = Minter::from_registry(&host.registry).context("identity's issuer")?;
         let operator = minter.staff(&[Role::Operator]);

@@ -739,7 +739,7 @@ fn companion_env(service: &str, companion: &str, secret: &str) -> Vec<String> {
     let mut env = vec![format!("FINTECH_AUTH__IDENTITY_URL={companion}")];
     let calls: &[&str] = match service {
         "accounts" => &["LEDGER"],
-        "payments" => &["LEDGER", "ACCOUNTS", "VAULT"],
+        "payments" => &["LEDGER", "ACCOUNTS", "VAULT", "RISK"],
         _ => &[],
     };
     if !calls.is_empty() {
@@ -1013,6 +1013,7 @@ mod tests {
             "FINTECH_PAYMENTS__LEDGER_URL=http://c",
             "FINTECH_PAYMENTS__ACCOUNTS_URL=http://c",
             "FINTECH_PAYMENTS__VAULT_URL=http://c",
+            "FINTECH_PAYMENTS__RISK_URL=http://c",
         ] {
             assert!(payments.iter().any(|e| e == wanted), "{wanted}: {payments:?}");
         }

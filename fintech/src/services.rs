@@ -11,6 +11,7 @@ pub static SERVICES: &[&dyn Service] = &[
     &fintech_ledger::LedgerService,
     &fintech_accounts::AccountsService,
     &fintech_vault::VaultService,
+    &fintech_risk::RiskService,
     &fintech_payments::PaymentsService,
 ];
 

@@ -159,6 +159,8 @@ async fn send(app: &TestApp, method: &Method, path: &str, token: Option<&str>) -
     }
     if *method == Method::POST {
         req = req.header("Idempotency-Key", uuid::Uuid::now_v7().to_string()).json(&json!({}));
+    } else if matches!(*method, Method::PUT | Method::PATCH) {
+        req = req.json(&json!({}));
     }
     let resp = req.send().await.unwrap();
     let status = resp.status();

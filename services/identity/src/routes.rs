@@ -1,12 +1,11 @@
 //! HTTP routes of identity, relative to `/api/identity`.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -27,7 +26,7 @@ use crate::{password, security_event};
 
 /// Which service may ask for tokens to call which others. Anything not listed is refused.
 pub const SERVICE_CALLS: &[(&str, &[&str])] =
-    &[("accounts", &["ledger"]), ("payments", &["ledger", "accounts", "vault"])];
+    &[("accounts", &["ledger"]), ("payments", &["ledger", "accounts", "vault", "risk"])];
 
 /// Sign-in, sign-up and key exchanges per client address: 20 at once, then one every 3 s.
 pub const PER_IP: Rule = Rule { capacity: 20, refill_every: Duration::from_secs(3) };
@@ -102,18 +101,7 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = IdentityError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if state.trust_forwarded_for
-            && let Some(last) = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok())
-        {
-            return Ok(ClientIp(last.to_string()));
-        }
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        Ok(ClientIp(peer.unwrap_or_else(|| "unknown".into())))
+        Ok(ClientIp(fintech_http::extract::client_ip(parts, state.trust_forwarded_for)))
     }
 }
 

@@ -13,6 +13,11 @@ pub struct PaymentsConfig {
     pub accounts_url: Option<String>,
     /// vault's root URL when it does not run in this process (card payments).
     pub vault_url: Option<String>,
+    /// risk's root URL when it does not run in this process (card payments are judged first).
+    pub risk_url: Option<String>,
+    /// Take the client's address (for risk's velocity rules) from the last `X-Forwarded-For`
+    /// entry: only behind our own proxy, which appends it.
+    pub trust_forwarded_for: bool,
     /// How long idempotent answers are kept (hours, at least 24).
     pub idempotency_retention_hours: Option<u64>,
 }

@@ -25,6 +25,8 @@ pub enum PaymentsError {
     CardDeclined { payment_id: String, decline_code: String },
     #[error("acquirer unavailable")]
     AcquirerUnavailable,
+    #[error("risk unavailable")]
+    RiskUnavailable,
     #[error("charge id reused")]
     ChargeIdReused,
     #[error("card payments cannot be changed yet")]
@@ -61,17 +63,23 @@ impl IntoResponse for PaymentsError {
                     )])
             }
             PaymentsError::CardDeclined { payment_id, decline_code } => {
+                // Which rule declined a payment is for staff: it would teach a fraudster the limits.
+                let why = if decline_code == crate::RISK_DECLINED {
+                    "The payment was declined by fraud screening."
+                } else {
+                    "The card network declined the charge."
+                };
                 Problem::new(StatusCode::PAYMENT_REQUIRED, "card_declined", "Card declined")
                     .with_detail(format!("The card was declined; payment {payment_id} is recorded as declined."))
-                    .with_errors(vec![FieldError::new(
-                        "card_token",
-                        &decline_code,
-                        "The card network declined the charge.",
-                    )])
+                    .with_errors(vec![FieldError::new("card_token", &decline_code, why)])
             }
             PaymentsError::AcquirerUnavailable => Problem::service_unavailable(
                 "acquirer_unavailable",
                 "The card network did not answer; retry with the same Idempotency-Key: the card is never charged twice.",
+            ),
+            PaymentsError::RiskUnavailable => Problem::service_unavailable(
+                "risk_unavailable",
+                "Fraud screening did not answer, so the card was not charged; retry with the same Idempotency-Key.",
             ),
             PaymentsError::ChargeIdReused => Problem::conflict(
                 "idempotency_key_reused",

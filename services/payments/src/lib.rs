@@ -21,6 +21,8 @@ use utoipa::OpenApi;
 
 pub const SERVICE: &str = "payments";
 pub const TOPIC: &str = "payments.events";
+/// The decline code of a card payment that risk declined (the card was never charged).
+pub const RISK_DECLINED: &str = "risk_declined";
 
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
@@ -67,6 +69,7 @@ impl Service for PaymentsService {
         let ledger = fintech_ledger::client::for_service(&ctx, SERVICE, config.ledger_url.as_ref())?;
         let accounts = fintech_accounts::client::for_service(&ctx, SERVICE, config.accounts_url.as_ref())?;
         let vault = fintech_vault::client::for_service(&ctx, SERVICE, config.vault_url.as_ref())?;
+        let risk = fintech_risk::client::for_service(&ctx, SERVICE, config.risk_url.as_ref())?;
         let mut settings = IdempotencySettings::new(SERVICE);
         // A CVV is never stored, not even hashed under the key.
         settings.unhashed_fields = vec!["cvv"];
@@ -75,7 +78,8 @@ impl Service for PaymentsService {
         }
         idempotency::spawn_purger(ctx.db.clone(), settings.retention, ctx.shutdown.clone());
         let db = ctx.db.clone();
-        let state = routes::AppState { ctx, ledger, accounts, vault };
+        let state =
+            routes::AppState { ctx, ledger, accounts, vault, risk, trust_forwarded_for: config.trust_forwarded_for };
         Ok(Started { router: idempotency::layer(routes::router(state), db, settings), checks: Vec::new() })
     }
 }

@@ -21,6 +21,9 @@ use fintech_kit::idempotency::IdempotencyKey;
 use fintech_ledger::client::SharedLedger;
 use fintech_ledger::domain::{DEFAULT_PENDING_TIMEOUT_MS, NewTransfer, Resolve, TransferKind};
 use fintech_ledger::error::{LedgerError, Side};
+use fintech_risk::client::{AssessError, SharedRisk};
+use fintech_risk::domain::AssessmentRequest;
+use fintech_risk::rules::Decision;
 use fintech_vault::acquirer::Outcome;
 use fintech_vault::cards::ChargeRequest;
 use fintech_vault::client::{ChargeError, SharedVault};
@@ -37,6 +40,23 @@ pub struct AppState {
     pub ledger: SharedLedger,
     pub accounts: SharedAccounts,
     pub vault: SharedVault,
+    pub risk: SharedRisk,
+    pub trust_forwarded_for: bool,
+}
+
+/// The client's address, for risk's velocity rules.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+impl axum::extract::FromRequestParts<AppState> for ClientIp {
+    type Rejection = PaymentsError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(fintech_http::extract::client_ip(parts, state.trust_forwarded_for)))
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -242,6 +262,7 @@ async fn check_fees_account(state: &AppState, n: &NewPayment) -> Result<(), Paym
         (status = 503, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn create_card_payment(
     caller: Caller,
+    ip: ClientIp,
     State(state): State<AppState>,
     Extension(key): Extension<IdempotencyKey>,
     ApiJson(req): ApiJson<NewCardPaymentRequest>,
@@ -272,6 +293,35 @@ pub async fn create_card_payment(
         }
     }
     let id = key.derive_id("cp");
+    // Risk judges the attempt before vault charges anything; no verdict, no charge.
+    let facts = state.vault.card(&card.card_token, caller.subject()).await.map_err(|e| match e {
+        ChargeError::NotFound => PaymentsError::CardNotFound,
+        _ => PaymentsError::AcquirerUnavailable,
+    })?;
+    let attempt = AssessmentRequest {
+        id: id.clone(),
+        customer_id: caller.subject().to_owned(),
+        card_fingerprint: Some(facts.fingerprint.clone()),
+        bin: Some(facts.bin.clone()),
+        ip: Some(ip.0).filter(|a| a != "unknown"),
+        amount_minor: n.amount_minor,
+        currency: n.currency.code().to_owned(),
+    };
+    let verdict = state.risk.assess(&attempt).await.map_err(|e| match e {
+        AssessError::Unavailable => PaymentsError::RiskUnavailable,
+        AssessError::Refused(code) => {
+            tracing::error!(code = %code, payment_id = %id, "risk refused an assessment request");
+            PaymentsError::RiskUnavailable
+        }
+    })?;
+    if verdict.decision == Decision::Decline {
+        let mut payment = new_payment(id.clone(), "card", n, parties, "declined", 0);
+        payment.card_token = Some(card.card_token.clone());
+        payment.card_last4 = Some(facts.last4.clone());
+        payment.decline_code = Some(crate::RISK_DECLINED.into());
+        record(&state, payment, "payment.declined").await?;
+        return Err(PaymentsError::CardDeclined { payment_id: id, decline_code: crate::RISK_DECLINED.into() });
+    }
     let charge = ChargeRequest {
         charge_id: id.clone(),
         token: card.card_token.clone(),

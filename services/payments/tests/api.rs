@@ -10,6 +10,7 @@ use fintech_identity::IdentityService;
 use fintech_identity::mint::Minter;
 use fintech_ledger::LedgerService;
 use fintech_payments::PaymentsService;
+use fintech_risk::RiskService;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
 use fintech_vault::VaultService;
 use reqwest::StatusCode;
@@ -78,8 +79,8 @@ async fn open_account(app: &TestApp, party: &Party, currency: &str) -> String {
 }
 
 async fn spawn_app(backend: Backend) -> App {
-    let services: [&dyn fintech_kit::Service; 5] =
-        [&IdentityService, &LedgerService, &AccountsService, &VaultService, &PaymentsService];
+    let services: [&dyn fintech_kit::Service; 6] =
+        [&IdentityService, &LedgerService, &AccountsService, &VaultService, &RiskService, &PaymentsService];
     let app = TestApp::spawn(&services, Spawn::new(backend)).await;
     let minter = Minter::from_registry(&app.registry).unwrap();
     let staff = minter.staff(&[Role::Admin]);
@@ -487,7 +488,70 @@ async fn card_payments(backend: Backend) {
     assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("card_payment_unchangeable")));
 }
 
+/// Risk judges every card payment before vault charges it: a declined attempt is recorded
+/// as declined (`risk_declined`) and the card is never charged; a review goes through and is
+/// listed for staff.
+async fn card_payments_judged_by_risk(backend: Backend) {
+    use fintech_vault::acquirer::{Simulator, test_cards};
+    let a = spawn_app(backend).await;
+    let ana = a.ana().clone();
+    let simulator = a.app.registry.get::<std::sync::Arc<Simulator>>().unwrap();
+    let rules = json!({
+        "review_at": 50, "decline_at": 100,
+        "amount_limits": [{ "currency": "USD", "above_minor": 5_000, "score": 50 }],
+        "velocity": [{ "key": "card", "window_seconds": 600, "max_attempts": 2, "score": 100 }],
+        // The simulator's declined card, 4000 0000 0000 0002.
+        "blocked_bins": ["400000"]
+    });
+    let put = a.app.http.put(a.app.url("risk", "/v1/rules")).bearer_auth(&a.staff).json(&rules).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    let store = async |number: &str| {
+        let body = json!({ "number": number, "exp_month": 12, "exp_year": 2031 });
+        let (status, card) = request(&a.app, "vault", &ana.token, "/v1/cards", None, Some(body)).await;
+        assert!(status.is_success(), "{card}");
+        card["token"].as_str().unwrap().to_owned()
+    };
+    let pay = |card: &str, amount: i64| json!({ "card_token": card, "payee_account_id": a.shop, "amount_minor": amount, "currency": "USD" });
+    let uses = async || -> i64 {
+        let db = a.app.db("vault").await;
+        sqlx::query("SELECT COUNT(*) FROM card_uses").fetch_one(db.pool()).await.unwrap().get(0)
+    };
+
+    let blocked = store(test_cards::DECLINED).await;
+    let (status, problem) = a.pay("/v1/card-payments", "blocked-1", pay(&blocked, 100)).await;
+    assert_eq!((status, problem["errors"][0]["code"].as_str()), (StatusCode::PAYMENT_REQUIRED, Some("risk_declined")));
+    assert!(!problem.to_string().contains("blocked_bin"), "the rule is not told to the customer: {problem}");
+    assert_eq!(uses().await, 0, "a declined attempt never reaches the card network");
+    let id = problem["detail"].as_str().unwrap().split_whitespace().find(|w| w.starts_with("cp_")).unwrap().to_owned();
+    let (_, recorded) = request(&a.app, "payments", &ana.token, &format!("/v1/payments/{id}"), None, None).await;
+    assert_eq!(
+        (recorded["status"].as_str(), recorded["decline_code"].as_str()),
+        (Some("declined"), Some("risk_declined"))
+    );
+    let (status, verdict) = request(&a.app, "risk", &a.staff, &format!("/v1/assessments/{id}"), None, None).await;
+    assert_eq!((status, verdict["reasons"][0]["code"].as_str()), (StatusCode::OK, Some("blocked_bin")), "{verdict}");
+
+    // A large amount is charged and flagged for review.
+    let card = store(test_cards::APPROVED).await;
+    let (status, p) = a.pay("/v1/card-payments", "big-1", pay(&card, 6_000)).await;
+    assert_eq!((status, p["status"].as_str()), (StatusCode::CREATED, Some("captured")), "{p}");
+    let (_, review) = request(&a.app, "risk", &a.staff, "/v1/assessments?decision=review", None, None).await;
+    assert_eq!(review["items"][0]["id"], p["id"]);
+    // A replay under the same key is not judged (nor counted) again.
+    let (status, _) = a.pay("/v1/card-payments", "big-1", pay(&card, 6_000)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Card velocity: two earlier attempts on the card, the third is declined before vault.
+    let (status, _) = a.pay("/v1/card-payments", "small-1", pay(&card, 100)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let charged = simulator.approved_charges();
+    let (status, problem) = a.pay("/v1/card-payments", "small-2", pay(&card, 100)).await;
+    assert_eq!((status, problem["errors"][0]["code"].as_str()), (StatusCode::PAYMENT_REQUIRED, Some("risk_declined")));
+    assert_eq!(simulator.approved_charges(), charged);
+    assert_eq!(a.balance(&a.shop).await.0, 6_100, "only the approved attempts moved money");
+}
+
 fintech_testkit::on_both_engines!(
+    card_payments_judged_by_risk,
     card_payments,
     payment_lifecycle,
     idempotency_contract,

@@ -24,6 +24,7 @@ use fintech_identity::IdentityService;
 use fintech_identity::mint::Minter;
 use fintech_ledger::LedgerService;
 use fintech_payments::PaymentsService;
+use fintech_risk::RiskService;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
 use fintech_vault::VaultService;
 use rand::rngs::StdRng;
@@ -41,8 +42,8 @@ fn spawn(backend: Backend) -> Spawn {
     Spawn::new(backend)
 }
 
-const SERVICES: [&dyn fintech_kit::Service; 5] =
-    [&IdentityService, &LedgerService, &AccountsService, &VaultService, &PaymentsService];
+const SERVICES: [&dyn fintech_kit::Service; 6] =
+    [&IdentityService, &LedgerService, &AccountsService, &VaultService, &RiskService, &PaymentsService];
 
 /// One request as sent: replayed verbatim at the end.
 #[derive(Debug, Clone)]

@@ -18,6 +18,8 @@ pub struct CardView {
     pub token: String,
     pub customer_id: String,
     pub brand: Brand,
+    /// The first 6 digits (the issuer's identification number).
+    pub bin: String,
     /// BIN and last 4 (`424242******4242`).
     pub masked: String,
     pub last4: String,
@@ -68,6 +70,7 @@ fn from_row(r: &AnyRow) -> Result<Row_, sqlx::Error> {
             customer_id: r.try_get("customer_id")?,
             brand: Brand::parse(&r.try_get::<String, _>("brand")?),
             masked: format!("{bin}******{last4}"),
+            bin,
             last4,
             exp_month: u8::try_from(month).unwrap_or(0),
             exp_year: u16::try_from(year).unwrap_or(0),
@@ -188,6 +191,7 @@ impl Vault {
             customer_id: customer_id.to_owned(),
             brand: pan.brand(),
             masked: pan.masked(),
+            bin: pan.bin().to_owned(),
             last4: pan.last4().to_owned(),
             exp_month: expiry.month,
             exp_year: expiry.year,

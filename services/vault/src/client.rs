@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fintech_auth::ServiceTokens;
 
-use crate::cards::{ChargeRequest, ChargeResult, Vault};
+use crate::cards::{CardView, ChargeRequest, ChargeResult, Vault};
 use crate::error::VaultError;
 
 /// Why a charge has no outcome.
@@ -29,6 +29,8 @@ pub enum ChargeError {
 
 #[async_trait]
 pub trait VaultClient: Send + Sync + fmt::Debug {
+    /// The card `token` of `customer_id`, masked (what risk judges: fingerprint and BIN).
+    async fn card(&self, token: &str, customer_id: &str) -> Result<CardView, ChargeError>;
     async fn charge(&self, req: &ChargeRequest, cvv: Option<&str>) -> Result<ChargeResult, ChargeError>;
 }
 
@@ -58,6 +60,11 @@ fn from_vault(e: VaultError) -> ChargeError {
 
 #[async_trait]
 impl VaultClient for InProcess {
+    async fn card(&self, token: &str, customer_id: &str) -> Result<CardView, ChargeError> {
+        let card = self.vault.card(token).await.map_err(from_vault)?;
+        card.filter(|c| c.customer_id == customer_id).ok_or(ChargeError::NotFound)
+    }
+
     async fn charge(&self, req: &ChargeRequest, cvv: Option<&str>) -> Result<ChargeResult, ChargeError> {
         self.vault.charge(self.caller, req, cvv).await.map_err(from_vault)
     }
@@ -81,6 +88,31 @@ impl fmt::Debug for HttpVault {
 
 #[async_trait]
 impl VaultClient for HttpVault {
+    async fn card(&self, token: &str, customer_id: &str) -> Result<CardView, ChargeError> {
+        if !crate::cards::valid_token(token) {
+            return Err(ChargeError::NotFound);
+        }
+        let bearer = self.tokens.token(crate::SERVICE).await.map_err(|e| {
+            tracing::warn!(error = %e, "no service token for vault");
+            ChargeError::Unknown
+        })?;
+        let response = self
+            .http
+            .get(format!("{}/api/vault/v1/cards/{token}", self.base))
+            .bearer_auth(bearer.expose())
+            .send()
+            .await
+            .map_err(|_| ChargeError::Unknown)?;
+        match response.status() {
+            s if s.is_success() => {
+                let card: CardView = response.json().await.map_err(|_| ChargeError::Unknown)?;
+                if card.customer_id == customer_id { Ok(card) } else { Err(ChargeError::NotFound) }
+            }
+            reqwest::StatusCode::NOT_FOUND => Err(ChargeError::NotFound),
+            _ => Err(ChargeError::Unknown),
+        }
+    }
+
     async fn charge(&self, req: &ChargeRequest, cvv: Option<&str>) -> Result<ChargeResult, ChargeError> {
         let token = self.tokens.token(crate::SERVICE).await.map_err(|e| {
             tracing::warn!(error = %e, "no service token for vault");

@@ -1,0 +1,75 @@
+//! risk: fraud rules for card payments. Each attempt (a payment, with the card's vault
+//! fingerprint and BIN, the customer and the client address) gets a score, a decision
+//! (approve, review, decline) and the reasons. Rules are a versioned JSON document that admins
+//! change over the API, no rebuild; every replica follows within `risk.rules_reload_ms`.
+//!
+//! Velocity counts are read before the attempt is recorded, so two attempts on the same card
+//! at the same instant can both be counted as the other's predecessor or neither: the limits
+//! are exact to within the attempts in flight at once.
+
+pub mod client;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod rules;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fintech_db::Engine;
+use fintech_kit::{Service, ServiceContext, Started, config_key};
+use sqlx::migrate::Migrator;
+use utoipa::OpenApi;
+
+pub use domain::Risk;
+
+pub const SERVICE: &str = "risk";
+pub const TOPIC: &str = "risk.events";
+
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
+
+const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("bearer");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "risk", description = "Fraud rules: a score and a decision with reasons for each card payment."),
+    paths(routes::assess, routes::list_assessments, routes::get_assessment, routes::get_rules, routes::put_rules),
+    components(schemas(fintech_http::Problem, fintech_http::FieldError)),
+    modifiers(&TOKEN_SCHEME),
+)]
+struct ApiDoc;
+
+/// The risk service.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RiskService;
+
+#[async_trait]
+impl Service for RiskService {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    fn migrations(&self, engine: Engine) -> &'static Migrator {
+        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        ApiDoc::openapi()
+    }
+
+    async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
+        let config: config::RiskConfig = ctx.config.section(&config_key(SERVICE))?;
+        let risk =
+            Risk::new(ctx.db.clone(), Arc::clone(&ctx.outbox_waker), Duration::from_millis(config.rules_reload_ms));
+        // Payments in this process asks without a network hop.
+        ctx.registry.provide::<client::SharedRisk>(Arc::new(risk.clone()));
+        Ok(Started { router: routes::router(routes::AppState { risk }), checks: Vec::new() })
+    }
+}
