@@ -51,6 +51,8 @@ pub enum Command {
     },
     /// List the services this binary contains, with their versions.
     Services,
+    /// The audit log: `verify` checks its hash chain for altered, removed or re-linked records.
+    Audit(crate::audit::AuditArgs),
     /// Container images: build (buildah), push with the digest verified, check by running them.
     Image(crate::image::ImageArgs),
     /// Which services' image digests changed for an environment; writes the images values file.

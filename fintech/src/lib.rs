@@ -1,5 +1,6 @@
 //! The `fintech` binary's commands.
 
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod image;
@@ -73,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rehearse(args) => rehearse::run(args).await,
         Command::VerifyRollout(args) => rollout::run(args).await,
         Command::Notify(args) => notify::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Services => {
             // Name and version (the image tag is `<version>-<build number>`), tab-separated.
             for s in services::SERVICES {
@@ -84,7 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Loads configuration, refusing sections and database entries that name nothing we know.
-fn load_settings(config: Option<&std::path::Path>) -> anyhow::Result<(ConfigSource, PlatformSettings)> {
+pub(crate) fn load_settings(config: Option<&std::path::Path>) -> anyhow::Result<(ConfigSource, PlatformSettings)> {
     let source = ConfigSource::load(config)?;
     let service_keys: Vec<String> = services::SERVICES.iter().map(|s| config_key(s.name())).collect();
     let settings = PlatformSettings::load_checked(&source, &service_keys)?;

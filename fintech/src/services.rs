@@ -1,12 +1,13 @@
 //! Every service of the platform. Adding a service to `fintech up` and `fintech serve` is one
-//! line here. identity comes first: the others verify tokens with its keys, and the ledger
-//! before the services that use it.
+//! line here. identity comes first: the others verify tokens with its keys; audit next, subscribed
+//! before the others publish; the ledger before the services that use it.
 
 use fintech_kit::Service;
 
 #[rustfmt::skip]
 pub static SERVICES: &[&dyn Service] = &[
     &fintech_identity::IdentityService,
+    &fintech_audit::AuditService,
     &fintech_contact_us::ContactUs,
     &fintech_ledger::LedgerService,
     &fintech_accounts::AccountsService,

@@ -270,3 +270,80 @@ async fn a_service_alone_keeps_its_events_in_the_outbox() {
         .unwrap();
     assert_eq!(waiting, 1, "not published to a bus no consumer listens on");
 }
+
+fn audit_verify(data_dir: &std::path::Path, extra: &[&str]) -> (bool, String, String) {
+    let out = fintech().args(["audit", "verify"]).args(extra).env("FINTECH_DATA_DIR", data_dir).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The audit trail end to end: security records (a sign-up, a failed sign-in) and domain events
+/// (a contact request) reach the hash-chained log in `fintech up`; `fintech audit verify`
+/// passes on it, and fails, naming the record, once a record is altered or removed.
+#[tokio::test]
+async fn audit_log_records_security_events_and_verify_detects_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base, _, _rx) = start_up(dir.path());
+    let http = reqwest::Client::new();
+    let identity = |path: &str| format!("{base}/api/identity/v1/{path}");
+    let body = serde_json::json!({ "email": "ana@example.com", "password": "correct horse battery" });
+    assert_eq!(http.post(identity("sign-up")).json(&body).send().await.unwrap().status(), 201);
+    let wrong = serde_json::json!({ "email": "ana@example.com", "password": "not her password at all" });
+    assert_eq!(http.post(identity("sign-in")).json(&wrong).send().await.unwrap().status(), 401);
+    let contact = serde_json::json!({"name": "Ana", "email": "ana@example.com", "subject": "Hi", "message": "Hello"});
+    let created = http.post(format!("{base}/api/contact-us/v1/requests")).json(&contact).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+
+    let url = format!("sqlite://{}/audit.db", dir.path().display());
+    let db = fintech_db::Db::connect(&url, fintech_db::PoolLimits::default()).await.unwrap();
+    let wanted =
+        ["security.bootstrap_admin_created", "security.user_signed_up", "security.sign_in_failed", "contact.requested"];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let types: Vec<String> = loop {
+        let types: Vec<String> = fintech_db::sqlx::query_scalar("SELECT event_type FROM audit_records ORDER BY seq")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        if wanted.iter().all(|w| types.iter().any(|t| t.starts_with(w))) || Instant::now() > deadline {
+            break types;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for w in wanted {
+        assert!(types.iter().any(|t| t.starts_with(w)), "{w} not in the audit log: {types:?}");
+    }
+    let data: String =
+        fintech_db::sqlx::query_scalar("SELECT data FROM audit_records WHERE event_type = 'security.sign_in_failed'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert!(!data.contains("not her password"), "no password in a security record: {data}");
+    sigterm(&child.0);
+    drop(child);
+
+    let (ok, stdout, stderr) = audit_verify(dir.path(), &[]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.starts_with(&format!("ok: {} records", types.len())), "{stdout}");
+    let head = stdout.split_whitespace().collect::<Vec<_>>();
+    let anchor = format!("{}:{}", head[4], head[5]);
+    let (ok, _, _) = audit_verify(dir.path(), &["--expect-head", &anchor]);
+    assert!(ok, "the head just read is its own anchor");
+
+    // One character of record 2 changed: caught and named.
+    fintech_db::sqlx::query("UPDATE audit_records SET subject = 'someone-else' WHERE seq = 2")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let (ok, stdout, _) = audit_verify(dir.path(), &[]);
+    assert!(!ok);
+    assert!(stdout.contains("TAMPERED: record 2 was altered"), "{stdout}");
+    // A record removed: caught too.
+    fintech_db::sqlx::query("DELETE FROM audit_records WHERE seq = 2").execute(db.pool()).await.unwrap();
+    let (ok, stdout, _) = audit_verify(dir.path(), &[]);
+    assert!(!ok && stdout.starts_with("TAMPERED"), "{stdout}");
+    let (ok, _, stderr) = audit_verify(&dir.path().join("nowhere"), &[]);
+    assert!(!ok && stderr.contains("there is no audit database"), "{stderr}");
+}

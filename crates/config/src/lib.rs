@@ -24,6 +24,7 @@ pub const COMMAND_LINE_VARIABLES: &[&str] = &[
     "config",
     "data_dir",
     "migrate_database_url",
+    "audit_database_url",
     "binary",
     "registry_username",
     "registry_password",

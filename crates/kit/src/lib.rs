@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod ratelimit;
 pub mod registry;
 pub mod secret_file;
+pub mod security;
 pub mod settings;
 
 use std::collections::HashMap;
@@ -244,6 +245,9 @@ impl Host {
         let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(StoreCheck(Arc::clone(&self.store)))];
         let mut dbs = Vec::new();
         let mut relays = Vec::new();
+        // Relays publish only once every service has started: a consumer (audit) subscribes in
+        // its start, and the in-process bus drops what is published to a topic nobody reads yet.
+        let mut pending_relays = Vec::new();
         let mut seen = HashMap::new();
         for service in services {
             let name = service.name();
@@ -280,7 +284,7 @@ impl Host {
                 service_tokens,
             };
             if self.publish_events {
-                relays.push(tokio::spawn(relay.run(self.shutdown.clone())));
+                pending_relays.push(relay);
             }
             let started = service.start(ctx).await.with_context(|| format!("starting {name}"))?;
             let verifier = Arc::new(self.verifier(name)?);
@@ -297,6 +301,7 @@ impl Host {
             checks.extend(started.checks);
             dbs.push(db);
         }
+        relays.extend(pending_relays.into_iter().map(|r| tokio::spawn(r.run(self.shutdown.clone()))));
         let router = api.merge(health_router(checks, self.metrics.clone()));
         let router = apply_edge(
             router,

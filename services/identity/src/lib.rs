@@ -30,6 +30,8 @@ use utoipa::OpenApi;
 pub use tokens::Issuer;
 
 pub const SERVICE: &str = "identity";
+/// Security records (sign-ins, failures, role and key changes) for the audit log.
+pub const TOPIC: &str = "identity.events";
 
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
@@ -48,18 +50,6 @@ const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("beare
     modifiers(&TOKEN_SCHEME),
 )]
 struct ApiDoc;
-
-/// Longest text of an attacker-chosen field (an e-mail address) written to a security record.
-const MAX_LOGGED_CHARS: usize = 254;
-
-/// A security record (sign-ins, failures, key and role changes) in the `security` log target.
-/// Never a password, a token or a key.
-pub fn security_event(event: &str, subject: &str, fields: &[(&str, &str)]) {
-    let subject: String = subject.chars().take(MAX_LOGGED_CHARS).collect();
-    let details: serde_json::Map<String, serde_json::Value> =
-        fields.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect();
-    tracing::info!(target: "security", event, subject = %subject, details = %serde_json::Value::Object(details), "security event");
-}
 
 /// The identity service. Starts first: the others verify tokens with its keys.
 #[derive(Debug, Default, Clone, Copy)]
@@ -99,7 +89,9 @@ async fn bootstrap_admin(ctx: &ServiceContext, config: &config::IdentityConfig) 
         Err(e) if fintech_db::is_unique_violation(&e) => return Ok(()),
         other => other?,
     }
-    security_event("bootstrap_admin_created", &user.id, &[("email", &user.email)]);
+    fintech_kit::security::SecurityLog::new(ctx, SERVICE, TOPIC)
+        .note("bootstrap_admin_created", &user.id, &[("email", &user.email)])
+        .await;
     Ok(())
 }
 
@@ -151,6 +143,7 @@ impl Service for IdentityService {
                 }
             }
         });
+        let security = fintech_kit::security::SecurityLog::new(&ctx, SERVICE, TOPIC);
         let state = routes::AppState {
             ctx,
             issuer,
@@ -159,6 +152,7 @@ impl Service for IdentityService {
             refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
             service_secrets: Arc::new(config.service_secrets.clone()),
             trust_forwarded_for: config.trust_forwarded_for,
+            security,
         };
         Ok(Started { router: routes::router(state), checks: Vec::new() })
     }

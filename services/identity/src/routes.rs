@@ -19,10 +19,11 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::error::IdentityError;
+use crate::password;
 use crate::signing::SigningKeys;
 use crate::store::{self, ApiKey, User};
 use crate::tokens::{self, AccessToken, Issuer, RefreshRefusal, Subject};
-use crate::{password, security_event};
+use fintech_kit::security::SecurityLog;
 
 /// Which service may ask for tokens to call which others. Anything not listed is refused.
 pub const SERVICE_CALLS: &[(&str, &[&str])] =
@@ -70,6 +71,8 @@ pub struct AppState {
     pub refresh_ttl: Duration,
     pub service_secrets: Arc<BTreeMap<String, Secret<String>>>,
     pub trust_forwarded_for: bool,
+    /// Security records, logged and staged for the audit log.
+    pub security: SecurityLog,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -205,7 +208,7 @@ pub async fn sign_up(
         return Err(IdentityError::Validation(errors));
     };
     let user = create_user(&state, email, req.password, kind, Vec::new()).await?;
-    security_event("user_signed_up", &user.id, &[("kind", kind.as_str())]);
+    state.security.note("user_signed_up", &user.id, &[("kind", kind.as_str())]).await;
     Ok((StatusCode::CREATED, axum::Json(UserView::from(&user))).into_response())
 }
 
@@ -268,7 +271,7 @@ pub async fn sign_in(
     let pair = format!("{email}|{}", ip.0);
     state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
     if let Err(wait) = state.limits.failures.check(&pair) {
-        security_event("sign_in_throttled", &email, &[("ip", &ip.0)]);
+        state.security.note("sign_in_throttled", &email, &[("ip", &ip.0)]).await;
         return Err(IdentityError::TooManyAttempts(wait));
     }
     if req.password.chars().count() > password::MAX_PASSWORD_CHARS {
@@ -283,15 +286,15 @@ pub async fn sign_in(
         Some(user) if ok && user.status == "active" => {
             state.limits.failures.forgive(&pair);
             if user.totp_enabled {
-                security_event("sign_in_needs_second_factor", &user.id, &[("ip", &ip.0)]);
+                state.security.note("sign_in_needs_second_factor", &user.id, &[("ip", &ip.0)]).await;
                 return Ok(axum::Json(challenge(&state, &user).await?).into_response());
             }
-            security_event("sign_in_succeeded", &user.id, &[("ip", &ip.0)]);
+            state.security.note("sign_in_succeeded", &user.id, &[("ip", &ip.0)]).await;
             Ok(axum::Json(session(&state, &user, tokens::Family::New).await?).into_response())
         }
         _ => {
             state.limits.failures.charge(&pair);
-            security_event("sign_in_failed", &email, &[("ip", &ip.0)]);
+            state.security.note("sign_in_failed", &email, &[("ip", &ip.0)]).await;
             Err(IdentityError::InvalidCredentials)
         }
     }
@@ -349,7 +352,7 @@ async fn spend_code(state: &AppState, user: &User, code: &str, enable: bool) -> 
     };
     if !used {
         state.limits.otp_failures.charge(&user.id);
-        security_event("second_factor_failed", &user.id, &[]);
+        state.security.note("second_factor_failed", &user.id, &[]).await;
         return Err(IdentityError::InvalidMfaCode);
     }
     state.limits.otp_failures.forgive(&user.id);
@@ -397,7 +400,7 @@ pub async fn sign_in_mfa(
     if !spent {
         return Err(IdentityError::InvalidMfaToken);
     }
-    security_event("sign_in_succeeded", &user.id, &[("second_factor", "totp")]);
+    state.security.note("sign_in_succeeded", &user.id, &[("second_factor", "totp")]).await;
     Ok(axum::Json(session(&state, &user, tokens::Family::New).await?))
 }
 
@@ -437,7 +440,7 @@ pub async fn enroll_totp(caller: Caller, State(state): State<AppState>) -> Resul
     if !set {
         return Err(IdentityError::MfaAlreadyEnabled);
     }
-    security_event("second_factor_enrolment_started", &user.id, &[]);
+    state.security.note("second_factor_enrolment_started", &user.id, &[]).await;
     let otpauth_uri = crate::mfa::otpauth_uri("FINTECH", &user.email, &secret);
     Ok((StatusCode::CREATED, axum::Json(TotpEnrolment { secret, otpauth_uri })).into_response())
 }
@@ -471,7 +474,7 @@ pub async fn confirm_totp(
         return Err(IdentityError::MfaAlreadyEnabled);
     }
     spend_code(&state, &user, &req.code, true).await?;
-    security_event("second_factor_enabled", &user.id, &[("kind", "totp")]);
+    state.security.note("second_factor_enabled", &user.id, &[("kind", "totp")]).await;
     Ok(axum::Json(TotpEnabled { enabled: true }))
 }
 
@@ -501,7 +504,7 @@ pub async fn refresh(
                 RefreshRefusal::Revoked => "revoked",
                 RefreshRefusal::Reused => "reused_family_revoked",
             };
-            security_event("refresh_refused", "-", &[("reason", reason)]);
+            state.security.note("refresh_refused", "-", &[("reason", reason)]).await;
             return Err(IdentityError::InvalidRefreshToken);
         }
     };
@@ -520,7 +523,7 @@ pub async fn sign_out(
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode, IdentityError> {
     if req.refresh_token.len() <= 200 && tokens::revoke_refresh(&state.ctx.db, &req.refresh_token).await? {
-        security_event("signed_out", "-", &[]);
+        state.security.note("signed_out", "-", &[]).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -588,7 +591,10 @@ pub async fn create_staff(
         return Err(IdentityError::Validation(errors));
     };
     let user = create_user(&state, email, req.password, Kind::Staff, roles).await?;
-    security_event("staff_created", &user.id, &[("by", caller.subject()), ("roles", &store::roles_text(&user.roles))]);
+    state
+        .security
+        .note("staff_created", &user.id, &[("by", caller.subject()), ("roles", &store::roles_text(&user.roles))])
+        .await;
     Ok((StatusCode::CREATED, axum::Json(UserView::from(&user))).into_response())
 }
 
@@ -654,7 +660,7 @@ pub async fn create_api_key(
     };
     let row = api_key.clone();
     state.ctx.db.write(move |conn| Box::pin(async move { store::insert_api_key(&mut *conn, &row).await })).await?;
-    security_event("api_key_created", caller.subject(), &[("api_key_id", &api_key.id)]);
+    state.security.note("api_key_created", caller.subject(), &[("api_key_id", &api_key.id)]).await;
     Ok((StatusCode::CREATED, axum::Json(NewApiKey { key, api_key })).into_response())
 }
 
@@ -692,7 +698,7 @@ pub async fn revoke_api_key(
         .db
         .write(move |conn| Box::pin(async move { store::revoke_api_key(&mut *conn, &key_id, &now).await }))
         .await?;
-    security_event("api_key_revoked", caller.subject(), &[("api_key_id", &key.id)]);
+    state.security.note("api_key_revoked", caller.subject(), &[("api_key_id", &key.id)]).await;
     let mut conn = state.ctx.db.pool().acquire().await?;
     Ok(axum::Json(store::api_key_by_id(&mut conn, &key.id).await?.ok_or(IdentityError::NotFound)?))
 }
@@ -721,12 +727,12 @@ pub async fn api_key_token(
         _ => None,
     };
     let presented = tokens::sha256_hex(&req.api_key);
-    let key = found
-        .filter(|k| k.revoked_at.is_none() && bool::from(k.key_hash.as_bytes().ct_eq(presented.as_bytes())))
-        .ok_or_else(|| {
-            security_event("api_key_refused", "-", &[("ip", &ip.0)]);
-            IdentityError::InvalidApiKey
-        })?;
+    let found =
+        found.filter(|k| k.revoked_at.is_none() && bool::from(k.key_hash.as_bytes().ct_eq(presented.as_bytes())));
+    let Some(key) = found else {
+        state.security.note("api_key_refused", "-", &[("ip", &ip.0)]).await;
+        return Err(IdentityError::InvalidApiKey);
+    };
     let subject = Subject {
         id: key.user_id.clone(),
         kind: Kind::Merchant,
@@ -763,12 +769,12 @@ pub async fn service_token(
         known.is_some_and(|s| bool::from(tokens::sha256_hex(s.expose()).as_bytes().ct_eq(presented.as_bytes())));
     if !valid {
         state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
-        security_event("service_token_refused", &req.service, &[("ip", &ip.0)]);
+        state.security.note("service_token_refused", &req.service, &[("ip", &ip.0)]).await;
         return Err(IdentityError::InvalidServiceCredentials);
     }
     let allowed = SERVICE_CALLS.iter().any(|(s, auds)| *s == req.service && auds.contains(&req.audience.as_str()));
     if !allowed {
-        security_event("service_token_audience_refused", &req.service, &[("audience", &req.audience)]);
+        state.security.note("service_token_audience_refused", &req.service, &[("audience", &req.audience)]).await;
         return Err(IdentityError::AudienceNotAllowed);
     }
     Ok(axum::Json(state.issuer.service(&req.service, &req.audience)?))
@@ -800,6 +806,6 @@ pub async fn rotate_signing_key(
 ) -> Result<Response, IdentityError> {
     caller.require_role(Role::Admin, "rotate signing keys")?;
     let (kid, active_from_ms) = state.keys.rotate(req.immediate).await?;
-    security_event("signing_key_rotated", caller.subject(), &[("kid", &kid)]);
+    state.security.note("signing_key_rotated", caller.subject(), &[("kid", &kid)]).await;
     Ok((StatusCode::CREATED, axum::Json(Rotated { kid, active_from_ms })).into_response())
 }

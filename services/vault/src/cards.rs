@@ -10,6 +10,7 @@ use crate::acquirer::{Acquirer, AcquirerError, Authorization, Outcome};
 use crate::domain::{Brand, Cvv, Expiry, Pan};
 use crate::error::VaultError;
 use crate::keys::{self, KeyStore, Sealed};
+use fintech_kit::security::SecurityLog;
 
 /// A card as anyone but vault sees it: never more than BIN and last 4.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -94,6 +95,8 @@ pub struct Vault {
     /// Held for reading while a card is sealed and stored, for writing while the KEK rotates:
     /// no card is stored under a KEK that rotation has just retired.
     rotation: Arc<tokio::sync::RwLock<()>>,
+    /// Security records (cards stored, card numbers used, keys rotated) for the audit log.
+    security: SecurityLog,
 }
 
 /// What a KEK rotation did.
@@ -113,8 +116,8 @@ pub fn valid_token(token: &str) -> bool {
 }
 
 impl Vault {
-    pub fn new(db: Db, keys: Arc<dyn KeyStore>, acquirer: Arc<dyn Acquirer>) -> Vault {
-        Vault { db, keys, acquirer, rotation: Arc::new(tokio::sync::RwLock::new(())) }
+    pub fn new(db: Db, keys: Arc<dyn KeyStore>, acquirer: Arc<dyn Acquirer>, security: SecurityLog) -> Vault {
+        Vault { db, keys, acquirer, rotation: Arc::new(tokio::sync::RwLock::new(())), security }
     }
 
     /// Rotates the KEK: a new primary, every card's data key re-wrapped with it (numbers are
@@ -124,8 +127,9 @@ impl Vault {
         let kek_id = self.keys.add_primary()?;
         let rewrapped = self.rewrap_all(500, progress).await?;
         let retired = self.keys.retire_all_but_primary()?;
-        tracing::info!(target: "security", event = "kek_rotated", kek_id = %kek_id, rewrapped, retired = ?retired,
-            "rotated the vault's key-encryption key");
+        let (count, retired_ids) = (rewrapped.to_string(), retired.join(","));
+        let fields = [("kek_id", kek_id.as_str()), ("rewrapped", count.as_str()), ("retired", retired_ids.as_str())];
+        self.security.note("kek_rotated", &kek_id, &fields).await;
         Ok(Rotation { kek_id, rewrapped, retired })
     }
 
@@ -229,8 +233,7 @@ impl Vault {
             Err(e) if fintech_db::is_unique_violation(&e) => Box::pin(self.tokenize(customer_id, pan, expiry)).await,
             Err(e) => Err(e.into()),
             Ok(()) => {
-                tracing::info!(target: "security", event = "card_tokenized", token = %view.token,
-                    customer_id = %customer_id, "a card was stored");
+                self.security.note("card_tokenized", &view.token, &[("customer_id", customer_id)]).await;
                 Ok((view, true))
             }
         }
@@ -268,9 +271,11 @@ impl Vault {
         let outcome = if expiry.is_past(year, month) {
             Ok(Outcome::Declined { decline_code: "expired_card".into() })
         } else {
+            // Recorded before the number is decrypted: no use of a card number goes unaudited.
+            let fields =
+                [("charge_id", req.charge_id.as_str()), ("caller", caller), ("customer_id", req.customer_id.as_str())];
+            self.security.record("card_number_used", &req.token, &fields).await?;
             let pan = keys::open_pan(self.keys.as_ref(), &req.token, &row.sealed)?;
-            tracing::info!(target: "security", event = "card_number_used", token = %req.token, charge_id = %req.charge_id,
-                caller = %caller, "a card number was decrypted for an authorization");
             let auth = Authorization {
                 charge_id: &req.charge_id,
                 pan: &pan,

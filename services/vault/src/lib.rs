@@ -29,6 +29,8 @@ use utoipa::OpenApi;
 pub use cards::Vault;
 
 pub const SERVICE: &str = "vault";
+/// Security records (cards stored, card numbers used, keys rotated) for the audit log.
+pub const TOPIC: &str = "vault.events";
 
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
@@ -88,7 +90,8 @@ impl Service for VaultService {
         let config: config::VaultConfig = ctx.config.section(&config_key(SERVICE))?;
         let keys = keys::LocalKeyFile::open_or_create(&key_file(&config, &ctx.data_dir))?;
         let acquirer = acquirer(&ctx, &config)?;
-        let vault = Vault::new(ctx.db.clone(), Arc::new(keys), Arc::clone(&acquirer));
+        let security = fintech_kit::security::SecurityLog::new(&ctx, SERVICE, TOPIC);
+        let vault = Vault::new(ctx.db.clone(), Arc::new(keys), Arc::clone(&acquirer), security);
         // Payments in this process has cards charged without a network hop.
         ctx.registry
             .provide::<client::SharedVault>(Arc::new(client::InProcess { vault: vault.clone(), caller: "payments" }));
