@@ -54,6 +54,8 @@ pub struct ServiceContext {
     /// `auth.service_secret`); `None` when not configured (services in one process call each
     /// other directly).
     pub service_tokens: Option<Arc<fintech_auth::ServiceTokens>>,
+    /// Where rate limits keep their buckets: Redis when `redis.url` is set, else memory.
+    pub rate_limits: ratelimit::Store,
 }
 
 impl ServiceContext {
@@ -245,6 +247,12 @@ impl Host {
         let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(StoreCheck(Arc::clone(&self.store)))];
         let mut dbs = Vec::new();
         let mut relays = Vec::new();
+        let rate_limits = match &self.settings.redis.url {
+            None => ratelimit::Store::Memory,
+            Some(url) => ratelimit::Store::redis(url.expose(), &self.settings.redis.key_prefix)
+                .await
+                .context("connecting to Redis (redis.url, FINTECH_REDIS__URL) for the rate limits")?,
+        };
         // Relays publish only once every service has started: a consumer (audit) subscribes in
         // its start, and the in-process bus drops what is published to a topic nobody reads yet.
         let mut pending_relays = Vec::new();
@@ -282,6 +290,7 @@ impl Host {
                 registry: self.registry.clone(),
                 shutdown: self.shutdown.clone(),
                 service_tokens,
+                rate_limits: rate_limits.clone(),
             };
             if self.publish_events {
                 pending_relays.push(relay);

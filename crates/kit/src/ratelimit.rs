@@ -1,10 +1,14 @@
-//! Token-bucket rate limits, kept in memory (one process: the embedded mode, or one replica).
+//! Token-bucket rate limits: in memory (the embedded mode, one process), or in Redis (the
+//! distributed mode: every replica draws from the same buckets).
 //!
 //! A [`Rule`] gives a bucket's size and how often one token comes back; each key (an IP, a user,
 //! an API key, a phone number) has its own bucket. Integer arithmetic only: tokens are counted
-//! in thousandths.
-//! NOT YET: the Redis-backed limiter of the distributed mode (shared by replicas) comes with the
-//! Redis adapter; until then each replica limits on its own.
+//! in thousandths. In Redis a bucket is a hash updated by one Lua script, atomically, on the
+//! server's clock; its key holds a SHA-256 of the caller's key (no e-mail address or phone
+//! number is stored) and expires once the bucket would be full again.
+//!
+//! When Redis does not answer, a limiter falls back to its own in-memory buckets and says so in
+//! the log: limits stay on, per replica, rather than failing every request or none.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,16 +46,16 @@ impl RetryAfter {
     }
 }
 
-/// Buckets of one rule, by key.
+/// Buckets of one rule, by key, in this process's memory.
 #[derive(Debug)]
-pub struct Limiter {
+pub struct LocalLimiter {
     rule: Rule,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
-impl Limiter {
-    pub fn new(rule: Rule) -> Limiter {
-        Limiter { rule, buckets: Mutex::new(HashMap::new()) }
+impl LocalLimiter {
+    pub fn new(rule: Rule) -> LocalLimiter {
+        LocalLimiter { rule, buckets: Mutex::new(HashMap::new()) }
     }
 
     pub fn rule(&self) -> Rule {
@@ -119,13 +123,216 @@ impl Limiter {
     }
 }
 
+/// Where limiters keep their buckets.
+#[derive(Debug, Clone, Default)]
+pub enum Store {
+    /// Each process its own (the embedded mode).
+    #[default]
+    Memory,
+    Redis(RedisStore),
+}
+
+/// Buckets in Redis, shared by every replica.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never printed.
+        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+/// How long one Redis call may take before the limiter uses its local buckets instead.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl Store {
+    /// Buckets in the Redis at `url` (`redis://host:6379/0`), under keys starting with `prefix`.
+    /// Fails when Redis does not answer now: a deployment that names one must have it.
+    pub async fn redis(url: &str, prefix: &str) -> Result<Store, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        let mut conn = client.get_connection_manager_with_config(config).await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(Store::Redis(RedisStore { conn, prefix: prefix.to_owned() }))
+    }
+}
+
+/// One token-bucket step on the server's clock. KEYS[1] the bucket; ARGV: capacity in
+/// thousandths, milliseconds per token, the operation (`take`, `check`, `charge`). Returns 0
+/// when allowed, else the milliseconds until a token is back.
+const BUCKET_SCRIPT: &str = r"
+local capacity = tonumber(ARGV[1])
+local every = tonumber(ARGV[2])
+local op = ARGV[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 'm', 'u')
+local m = tonumber(b[1])
+local u = tonumber(b[2])
+if m == nil or u == nil then
+  m = capacity
+  u = now
+end
+if now > u then
+  m = math.min(capacity, m + math.floor((now - u) * 1000 / every))
+end
+local wait = 0
+if m < 1000 then
+  wait = math.max(1, math.ceil((1000 - m) * every / 1000))
+end
+if op == 'take' then
+  if m >= 1000 then m = m - 1000 end
+elseif op == 'charge' then
+  m = math.max(0, m - 1000)
+  wait = 0
+end
+redis.call('HSET', KEYS[1], 'm', m, 'u', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - m) * every / 1000) + 1000)
+return wait
+";
+
+static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Take,
+    Check,
+    Charge,
+}
+
+/// One rule's buckets: in Redis when the store is, else (and whenever Redis fails) in memory.
+#[derive(Debug)]
+pub struct Limiter {
+    name: &'static str,
+    local: LocalLimiter,
+    redis: Option<RedisStore>,
+    /// When Redis last failed, in ms since the limiter was made: failures are logged at most
+    /// every 10 s, not once per request.
+    last_warning_ms: std::sync::atomic::AtomicU64,
+    made: Instant,
+}
+
+impl Limiter {
+    /// `name` is part of the Redis key: limiters of different rules must have different names.
+    pub fn new(name: &'static str, rule: Rule, store: &Store) -> Limiter {
+        let redis = match store {
+            Store::Memory => None,
+            Store::Redis(r) => Some(r.clone()),
+        };
+        Limiter {
+            name,
+            local: LocalLimiter::new(rule),
+            redis,
+            last_warning_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
+            made: Instant::now(),
+        }
+    }
+
+    pub fn rule(&self) -> Rule {
+        self.local.rule()
+    }
+
+    fn redis_key(&self, prefix: &str, key: &str) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(key.as_bytes());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("{prefix}ratelimit:{}:{hex}", self.name)
+    }
+
+    fn warn(&self, error: &dyn std::error::Error) {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(self.made.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.last_warning_ms.load(Ordering::Relaxed);
+        if last == u64::MAX || now.saturating_sub(last) >= 10_000 {
+            self.last_warning_ms.store(now, Ordering::Relaxed);
+            tracing::warn!(limiter = self.name, error = %error,
+                "Redis did not answer: rate limits fall back to this process's buckets");
+        }
+    }
+
+    /// Runs `op` in Redis; `None` when there is no Redis or it failed (then: local buckets).
+    async fn remote(&self, key: &str, op: Op) -> Option<Result<(), RetryAfter>> {
+        let store = self.redis.as_ref()?;
+        let rule = self.local.rule();
+        let every_ms = u64::try_from(rule.refill_every.as_millis()).unwrap_or(u64::MAX).max(1);
+        let op_name = match op {
+            Op::Take => "take",
+            Op::Check => "check",
+            Op::Charge => "charge",
+        };
+        let script = SCRIPT.get_or_init(|| redis::Script::new(BUCKET_SCRIPT));
+        let mut conn = store.conn.clone();
+        let mut invocation = script.key(self.redis_key(&store.prefix, key));
+        invocation.arg(u64::from(rule.capacity) * MILLI).arg(every_ms).arg(op_name);
+        let call = invocation.invoke_async::<u64>(&mut conn);
+        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+            Ok(Ok(0)) => Some(Ok(())),
+            Ok(Ok(wait_ms)) => Some(Err(RetryAfter(Duration::from_millis(wait_ms)))),
+            Ok(Err(e)) => {
+                self.warn(&e);
+                None
+            }
+            Err(elapsed) => {
+                self.warn(&elapsed);
+                None
+            }
+        }
+    }
+
+    /// Takes one token from `key`'s bucket, or says how long until one is there.
+    pub async fn take(&self, key: &str) -> Result<(), RetryAfter> {
+        match self.remote(key, Op::Take).await {
+            Some(answer) => answer,
+            None => self.local.take(key),
+        }
+    }
+
+    /// Whether `key` has a token, without taking it (limits that count failures only).
+    pub async fn check(&self, key: &str) -> Result<(), RetryAfter> {
+        match self.remote(key, Op::Check).await {
+            Some(answer) => answer,
+            None => self.local.check(key),
+        }
+    }
+
+    /// Takes a token if there is one (a failure being counted); never refuses.
+    pub async fn charge(&self, key: &str) {
+        if self.remote(key, Op::Charge).await.is_none() {
+            self.local.charge(key);
+        }
+    }
+
+    /// Fills `key`'s bucket again (a success forgives earlier failures).
+    pub async fn forgive(&self, key: &str) {
+        self.local.forgive(key);
+        if let Some(store) = &self.redis {
+            let mut conn = store.conn.clone();
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(self.redis_key(&store.prefix, key));
+            let del = cmd.query_async::<i64>(&mut conn);
+            match tokio::time::timeout(REDIS_TIMEOUT, del).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => self.warn(&e),
+                Err(e) => self.warn(&e),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn burst_then_refused_then_refilled() {
-        let limiter = Limiter::new(Rule { capacity: 3, refill_every: Duration::from_millis(50) });
+        let limiter = LocalLimiter::new(Rule { capacity: 3, refill_every: Duration::from_millis(50) });
         for _ in 0..3 {
             limiter.take("a").expect("within the burst");
         }
@@ -139,7 +346,7 @@ mod tests {
 
     #[test]
     fn failures_counted_and_forgiven() {
-        let limiter = Limiter::new(Rule { capacity: 2, refill_every: Duration::from_secs(60) });
+        let limiter = LocalLimiter::new(Rule { capacity: 2, refill_every: Duration::from_secs(60) });
         limiter.check("k").expect("fresh");
         limiter.charge("k");
         limiter.charge("k");

@@ -155,6 +155,37 @@ impl Validate for AuthSettings {
     }
 }
 
+/// `redis.*` — Memorystore in production: rate limits shared by every replica.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:6379/0` (may hold a password, so it is a secret). Unset: each process
+    /// keeps its own limits in memory (the embedded mode).
+    pub url: Option<Secret<String>>,
+    /// Prefix of every key this platform writes, so that environments can share a Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings { url: None, key_prefix: "fintech:".into() }
+    }
+}
+
+impl Validate for RedisSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if let Some(url) = &self.url
+            && !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"))
+        {
+            return Err(ConfigError::invalid(format!("{prefix}.url"), "must be a redis:// or rediss:// URL"));
+        }
+        if self.key_prefix.len() > 64 {
+            return Err(ConfigError::invalid(format!("{prefix}.key_prefix"), "must be at most 64 characters"));
+        }
+        Ok(())
+    }
+}
+
 /// Everything the host reads.
 #[derive(Debug, Clone, Default)]
 pub struct PlatformSettings {
@@ -164,6 +195,7 @@ pub struct PlatformSettings {
     pub databases: HashMap<String, DatabaseSettings>,
     pub migrations: MigrationSettings,
     pub auth: AuthSettings,
+    pub redis: RedisSettings,
 }
 
 /// `migrations.*`
@@ -188,7 +220,7 @@ impl Validate for MigrationSettings {
 }
 
 /// The platform's own top-level sections.
-pub const PLATFORM_SECTIONS: &[&str] = &["http", "log", "gcp", "database", "migrations", "auth"];
+pub const PLATFORM_SECTIONS: &[&str] = &["http", "log", "gcp", "database", "migrations", "auth", "redis"];
 
 impl PlatformSettings {
     /// Loads the platform's sections and refuses names it does not know: a top-level section
@@ -222,6 +254,7 @@ impl PlatformSettings {
             databases: source.section::<Databases>("database")?.0,
             migrations: source.section("migrations")?,
             auth: source.section("auth")?,
+            redis: source.section("redis")?,
         })
     }
 }

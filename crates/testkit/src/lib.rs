@@ -150,6 +150,68 @@ impl MariaDb {
     }
 }
 
+/// A private Redis server for this test process: no persistence, 127.0.0.1 only, stopped by
+/// pid by a watchdog when the test process exits.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+}
+
+static REDIS: OnceLock<RedisServer> = OnceLock::new();
+
+impl RedisServer {
+    /// The process's server, started on first use.
+    pub fn shared() -> &'static RedisServer {
+        REDIS.get_or_init(RedisServer::start)
+    }
+
+    fn start() -> RedisServer {
+        let binary = require_binary("redis-server", "redis-server");
+        let dir = tempfile::Builder::new().prefix("fintech-redis-").tempdir().unwrap().keep();
+        let port = free_port();
+        let server = format!(
+            "{} --bind 127.0.0.1 --port {port} --save '' --appendonly no --dir '{}' --logfile '{}'",
+            binary.display(),
+            dir.display(),
+            dir.join("redis.log").display(),
+        );
+        let script = format!(
+            "{server} & child=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
+             kill $child 2>/dev/null; wait $child; rm -rf '{dir}'",
+            parent = std::process::id(),
+            dir = dir.display(),
+        );
+        #[allow(clippy::zombie_processes)]
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+                panic!("redis-server did not start within 20 s:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer { port }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
 /// Whether this process's effective uid is 0 (from /proc/self/status; no libc binding needed).
 fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")

@@ -144,11 +144,12 @@ impl Service for IdentityService {
             }
         });
         let security = fintech_kit::security::SecurityLog::new(&ctx, SERVICE, TOPIC);
+        let limits = Arc::new(routes::Limits::new(&ctx.rate_limits));
         let state = routes::AppState {
             ctx,
             issuer,
             keys,
-            limits: Arc::new(routes::Limits::default()),
+            limits,
             refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
             service_secrets: Arc::new(config.service_secrets.clone()),
             trust_forwarded_for: config.trust_forwarded_for,

@@ -14,7 +14,7 @@ use fintech_auth::{Caller, JwkSet, Kind, Role, scopes};
 use fintech_config::Secret;
 use fintech_http::{ApiJson, FieldError};
 use fintech_kit::ServiceContext;
-use fintech_kit::ratelimit::{Limiter, Rule};
+use fintech_kit::ratelimit::{Limiter, Rule, Store};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -52,12 +52,14 @@ pub struct Limits {
     pub otp_failures: Limiter,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    /// identity's limits, with their buckets in `store` (Redis when configured: shared by every
+    /// replica).
+    pub fn new(store: &Store) -> Self {
         Limits {
-            per_ip: Limiter::new(PER_IP),
-            failures: Limiter::new(FAILURES_PER_ACCOUNT_AND_IP),
-            otp_failures: Limiter::new(OTP_FAILURES_PER_USER),
+            per_ip: Limiter::new("identity-per-ip", PER_IP, store),
+            failures: Limiter::new("identity-failures", FAILURES_PER_ACCOUNT_AND_IP, store),
+            otp_failures: Limiter::new("identity-otp-failures", OTP_FAILURES_PER_USER, store),
         }
     }
 }
@@ -190,7 +192,7 @@ pub async fn sign_up(
     ip: ClientIp,
     ApiJson(req): ApiJson<SignUpRequest>,
 ) -> Result<Response, IdentityError> {
-    state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
+    state.limits.per_ip.take(&ip.0).await.map_err(IdentityError::TooManyAttempts)?;
     let mut errors = Vec::new();
     let email = parse_email(&req.email).map_err(|e| errors.push(e)).ok();
     let kind = match req.kind.as_deref().unwrap_or("customer") {
@@ -269,13 +271,13 @@ pub async fn sign_in(
 ) -> Result<Response, IdentityError> {
     let email = req.email.trim().to_lowercase();
     let pair = format!("{email}|{}", ip.0);
-    state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
-    if let Err(wait) = state.limits.failures.check(&pair) {
+    state.limits.per_ip.take(&ip.0).await.map_err(IdentityError::TooManyAttempts)?;
+    if let Err(wait) = state.limits.failures.check(&pair).await {
         state.security.note("sign_in_throttled", &email, &[("ip", &ip.0)]).await;
         return Err(IdentityError::TooManyAttempts(wait));
     }
     if req.password.chars().count() > password::MAX_PASSWORD_CHARS {
-        state.limits.failures.charge(&pair);
+        state.limits.failures.charge(&pair).await;
         return Err(IdentityError::InvalidCredentials);
     }
     let mut conn = state.ctx.db.pool().acquire().await?;
@@ -284,7 +286,7 @@ pub async fn sign_in(
     let ok = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     match user {
         Some(user) if ok && user.status == "active" => {
-            state.limits.failures.forgive(&pair);
+            state.limits.failures.forgive(&pair).await;
             if user.totp_enabled {
                 state.security.note("sign_in_needs_second_factor", &user.id, &[("ip", &ip.0)]).await;
                 return Ok(axum::Json(challenge(&state, &user).await?).into_response());
@@ -293,7 +295,7 @@ pub async fn sign_in(
             Ok(axum::Json(session(&state, &user, tokens::Family::New).await?).into_response())
         }
         _ => {
-            state.limits.failures.charge(&pair);
+            state.limits.failures.charge(&pair).await;
             state.security.note("sign_in_failed", &email, &[("ip", &ip.0)]).await;
             Err(IdentityError::InvalidCredentials)
         }
@@ -334,7 +336,7 @@ pub struct MfaSignInRequest {
 /// Checks `code` against `user`'s TOTP secret and spends its step (never twice); enables TOTP
 /// when `enable`. Wrong codes count against the user's limit.
 async fn spend_code(state: &AppState, user: &User, code: &str, enable: bool) -> Result<(), IdentityError> {
-    state.limits.otp_failures.check(&user.id).map_err(IdentityError::TooManyAttempts)?;
+    state.limits.otp_failures.check(&user.id).await.map_err(IdentityError::TooManyAttempts)?;
     let secret = user.totp_secret.as_deref().and_then(crate::mfa::base32_decode).ok_or(IdentityError::MfaNotStarted)?;
     let now = fintech_telemetry::now_unix_ms() / 1000;
     let used = match crate::mfa::verify(&secret, code, now, user.totp_last_step) {
@@ -351,11 +353,11 @@ async fn spend_code(state: &AppState, user: &User, code: &str, enable: bool) -> 
         None => false,
     };
     if !used {
-        state.limits.otp_failures.charge(&user.id);
+        state.limits.otp_failures.charge(&user.id).await;
         state.security.note("second_factor_failed", &user.id, &[]).await;
         return Err(IdentityError::InvalidMfaCode);
     }
-    state.limits.otp_failures.forgive(&user.id);
+    state.limits.otp_failures.forgive(&user.id).await;
     Ok(())
 }
 
@@ -383,7 +385,7 @@ pub async fn sign_in_mfa(
     drop(conn);
     let user = user.ok_or(IdentityError::InvalidMfaToken)?;
     // The user's limit first (429 says when to come back), then the challenge's own.
-    state.limits.otp_failures.check(&user.id).map_err(IdentityError::TooManyAttempts)?;
+    state.limits.otp_failures.check(&user.id).await.map_err(IdentityError::TooManyAttempts)?;
     if challenge.attempts >= MAX_CHALLENGE_ATTEMPTS {
         return Err(IdentityError::InvalidMfaToken);
     }
@@ -717,7 +719,7 @@ pub async fn api_key_token(
     ip: ClientIp,
     ApiJson(req): ApiJson<ApiKeyTokenRequest>,
 ) -> Result<axum::Json<AccessToken>, IdentityError> {
-    state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
+    state.limits.per_ip.take(&ip.0).await.map_err(IdentityError::TooManyAttempts)?;
     let prefix = req.api_key.strip_prefix("fk_").and_then(|rest| rest.split_once('_')).map(|(p, _)| p.to_owned());
     let found = match prefix {
         Some(p) if req.api_key.len() <= 100 => {
@@ -768,7 +770,7 @@ pub async fn service_token(
     let valid =
         known.is_some_and(|s| bool::from(tokens::sha256_hex(s.expose()).as_bytes().ct_eq(presented.as_bytes())));
     if !valid {
-        state.limits.per_ip.take(&ip.0).map_err(IdentityError::TooManyAttempts)?;
+        state.limits.per_ip.take(&ip.0).await.map_err(IdentityError::TooManyAttempts)?;
         state.security.note("service_token_refused", &req.service, &[("ip", &ip.0)]).await;
         return Err(IdentityError::InvalidServiceCredentials);
     }

@@ -367,3 +367,33 @@ async fn second_factor(backend: Backend) {
 }
 
 fintech_testkit::on_both_engines!(sessions, staff_keys_and_services, brute_force, second_factor);
+
+/// Two identity replicas with their rate limits in one real Redis: failures counted by either
+/// add up, so spreading guesses over replicas gains nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_limits_in_redis() {
+    let redis = fintech_testkit::RedisServer::shared().url();
+    let prefix = format!("t-{}:", uuid::Uuid::new_v4().simple());
+    let replica = async || {
+        let spawn = Spawn::new(Backend::Sqlite)
+            .with("identity.trust_forwarded_for", true)
+            .with("redis.url", redis.as_str())
+            .with("redis.key_prefix", prefix.as_str());
+        TestApp::spawn(&[&IdentityService], spawn).await
+    };
+    let (a, b) = (replica().await, replica().await);
+    let account = json!({ "email": "victim@example.com", "password": "a strong staple 99 horse" });
+    for app in [&a, &b] {
+        assert_eq!(post(app, "/v1/sign-up", account.clone()).await.0, StatusCode::CREATED);
+    }
+    let guess = async |app: &TestApp, i: usize| {
+        let body = json!({ "email": "victim@example.com", "password": format!("guess number {i}") });
+        call(app, reqwest::Method::POST, "/v1/sign-in", None, "192.0.2.66", Some(body)).await.0
+    };
+    for i in 0..5 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(guess(app, i).await, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    assert_eq!(guess(&a, 5).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(guess(&b, 6).await, StatusCode::TOO_MANY_REQUESTS);
+}
