@@ -54,13 +54,13 @@ def test_url_with_password_in_env_is_refused():
 
 
 def test_unknown_caller_is_refused():
-    err = fails("--set", "services.contact-us.allowedCallers[0]=risk")
-    assert '"risk", which is not a service of this release' in err
+    err = fails("--set", "services.contact-us.allowedCallers[0]=investments")
+    assert '"investments", which is not a service of this release' in err
 
 
 def test_service_url_to_unknown_service_is_refused():
-    err = fails("--set", "services.contact-us.serviceUrls.FINTECH_CONTACT_US__RISK_URL=risk")
-    assert '"risk", which is not a service of this release' in err
+    err = fails("--set", "services.contact-us.serviceUrls.FINTECH_CONTACT_US__INVESTMENTS_URL=investments")
+    assert '"investments", which is not a service of this release' in err
 
 
 def test_service_url_needs_the_callee_to_allow_the_caller():
@@ -75,14 +75,14 @@ def test_service_url_name_must_end_in_url():
 
 def test_duplicate_path_prefix_is_refused():
     extra = {"pathPrefix": "/api/contact-us", "maxBodyBytes": 65536, "timeoutSeconds": 10}
-    err = fails("--set-json", "services.risk=" + json.dumps({"route": extra}),
-                "--set", "services.risk.image.digest=sha256:" + "b" * 64)
+    err = fails("--set-json", "services.investments=" + json.dumps({"route": extra}),
+                "--set", "services.investments.image.digest=sha256:" + "b" * 64)
     assert "is already the prefix of service" in err
 
 
 def test_identity_service_must_be_in_the_release():
-    err = fails("--set", "auth.identityService=risk")
-    assert 'auth.identityService names "risk", which is not a service of this release' in err
+    err = fails("--set", "auth.identityService=investments")
+    assert 'auth.identityService names "investments", which is not a service of this release' in err
     err = fails("--set-json", "services.identity=null")
     assert 'auth.identityService names "identity", which is not a service of this release' in err
 

@@ -24,7 +24,23 @@ def test_route_table_lives_in_values_yaml_only():
     assert public["identity"] == {"pathPrefix": "/api/identity", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 10}
     # vault's deadline (the timeout minus 1 s) outlasts the acquirer's 15 s.
     assert public["vault"] == {"pathPrefix": "/api/vault", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 20}
-    assert "ledger" not in public and "accounts" not in public, "internal services have no route"
+    assert public["risk"] == {"pathPrefix": "/api/risk", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 10}
+    assert not {"ledger", "accounts", "audit"} & set(public), "internal services have no route"
+
+
+def test_every_service_of_the_binary_is_deployed():
+    """Each service under services/ (what the pipeline builds an image of, and what the release plan
+    gives a digest) has its entry in values.yaml, and its Google resources in Terraform's catalog."""
+    repo = HELM_DIR.parent.parent
+    built = {path.parent.name for path in (repo / "services").glob("*/Cargo.toml")}
+    assert {"risk", "audit"} <= built
+    base = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(base["services"]) == built
+    catalog = yaml.safe_load((repo / "deploy" / "terraform" / "services.yaml").read_text())["services"]
+    assert built <= set(catalog), "deploy/terraform/services.yaml"
+    for name in built:
+        if (base["services"][name] or {}).get("database", {}).get("enabled"):
+            assert catalog[name].get("database") == name.replace("-", "_"), f"{name}: its database in Terraform"
 
 
 def test_no_secret_in_values_files():

@@ -19,6 +19,8 @@ Run: python3 deploy/terraform/tests/policy_test.py  (standard library only)
    destroyable (deletion protection off, buckets force-destroyed, no KMS keys of its own),
    staging and production are protected and encrypted with their own keys, production's
    Cloud SQL is regional (high availability) with at least 7 backups.
+8. Pub/Sub subscriptions are named "<prefix>-<consumer>.<stream>" (e.g. audit.identity.events):
+   the name the service subscribes under in the code, so the Pub/Sub adapter finds them.
 
 Each rule is also run against small bad snippets, so a rule that silently stops matching
 fails here too.
@@ -388,8 +390,41 @@ def check_environment_profiles(root: pathlib.Path, profiles=None):
     return problems
 
 
+# The pubsub module's consumer subscriptions: `for <topic>, <t> in var.topics : { for <consumer>
+# in <t>.subscribers : "<key>" => ...`, and the resource naming each one after its key.
+SUBSCRIPTION_KEYS = re.compile(
+    r"for\s+(\w+)\s*,\s*(\w+)\s+in\s+var\.topics\s*:\s*\{\s*"
+    r"for\s+(\w+)\s+in\s+\2\.subscribers\s*:\s*\"([^\"]*)\"\s*=>")
+CONSUMER_SUBSCRIPTION = re.compile(
+    r'^resource\s+"google_pubsub_subscription"\s+"consumer"\s*\{(?P<body>.*?)^\}', re.MULTILINE | re.DOTALL)
+
+
+def check_subscription_names(root: pathlib.Path):
+    path = root / "modules" / "pubsub" / "main.tf"
+    rel = path.relative_to(root)
+    if not path.exists():
+        return [f"{rel} is missing"]
+    code = strip_comments(path.read_text())
+    problems = []
+    keys = SUBSCRIPTION_KEYS.findall(code)
+    if not keys:
+        problems.append(f"{rel}: no subscription per topic and subscriber found")
+    for topic, _, consumer, key in keys:
+        wanted = "${%s}.${%s}" % (consumer, topic)
+        if key != wanted:
+            problems.append(f'{rel}: subscriptions are keyed "{key}", not "{wanted}" (<consumer>.<stream>, '
+                            "the name the service subscribes under)")
+    resource = CONSUMER_SUBSCRIPTION.search(code)
+    names = re.findall(r"^\s*name\s*=\s*(\S+)\s*$", resource.group("body"), re.MULTILINE) if resource else []
+    if names != ['"${var.prefix}-${each.key}"']:
+        problems.append(f"{rel}: google_pubsub_subscription.consumer must be named "
+                        f'"${{var.prefix}}-${{each.key}}", found {names or "nothing"}')
+    return problems
+
+
 RULES = (check_destructive_settings, check_variables_documented, check_module_layout,
-         check_versions, check_no_literal_secrets, check_wiring, check_environment_profiles)
+         check_versions, check_no_literal_secrets, check_wiring, check_environment_profiles,
+         check_subscription_names)
 
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -415,6 +450,9 @@ class RepositoryFollowsPolicy(unittest.TestCase):
 
     def test_environments_keep_their_profiles(self):
         self.assertEqual(check_environment_profiles(ROOT), [])
+
+    def test_subscriptions_are_named_as_the_services_subscribe(self):
+        self.assertEqual(check_subscription_names(ROOT), [])
 
 
 class RulesCatchViolations(unittest.TestCase):
@@ -540,6 +578,27 @@ class RulesCatchViolations(unittest.TestCase):
             "envs/production: availability_type must be \"REGIONAL\", found ['\"ZONAL\"']",
             "envs/production: retained_backups must be >= 7, found ['3']",
             "envs/production: customer_managed_encryption must be true, found nothing",
+        ])
+
+    def test_subscription_names(self):
+        loop = ('locals {\n  subscriptions = merge([\n    for topic, t in var.topics : {\n'
+                '      for consumer in t.subscribers : "%s" => { topic = topic, consumer = consumer }\n    }\n  ]...)\n}\n')
+        resource = ('resource "google_pubsub_subscription" "consumer" {\n  for_each = local.subscriptions\n'
+                    '  name     = %s\n  topic    = "x"\n}\n')
+        good = self.tree({"modules/pubsub/main.tf": loop % "${consumer}.${topic}"
+                          + resource % '"${var.prefix}-${each.key}"'})
+        self.assertEqual(check_subscription_names(good), [])
+        bad = self.tree({"modules/pubsub/main.tf": loop % "${topic}.${consumer}" + resource % '"${each.key}"'})
+        self.assertEqual(check_subscription_names(bad), [
+            'modules/pubsub/main.tf: subscriptions are keyed "${topic}.${consumer}", not "${consumer}.${topic}" '
+            "(<consumer>.<stream>, the name the service subscribes under)",
+            'modules/pubsub/main.tf: google_pubsub_subscription.consumer must be named "${var.prefix}-${each.key}", '
+            "found ['\"${each.key}\"']",
+        ])
+        self.assertEqual(check_subscription_names(self.tree({"modules/pubsub/main.tf": ""})), [
+            "modules/pubsub/main.tf: no subscription per topic and subscriber found",
+            'modules/pubsub/main.tf: google_pubsub_subscription.consumer must be named "${var.prefix}-${each.key}", '
+            "found nothing",
         ])
 
 

@@ -41,7 +41,7 @@ output "topics" {
 }
 
 output "subscriptions" {
-  description = "Pub/Sub subscription per <stream>.<consumer>."
+  description = "Pub/Sub subscription per <consumer>.<stream> (its name after the prefix, e.g. audit.payments.events)."
   value       = module.environment.subscriptions
 }
 

@@ -2,6 +2,9 @@
 # (the events carry an ordering key), bounded exponential-backoff redelivery and a dead-letter
 # topic per consumer. A dead-letter topic has a "hold" subscription, since Pub/Sub drops
 # messages published to a topic nobody subscribes to.
+#
+# A subscription is named "<consumer>.<stream>" (after the prefix), the name the service
+# subscribes under in the code (audit subscribes as "audit.identity.events", ...).
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -12,7 +15,7 @@ locals {
 
   subscriptions = merge([
     for topic, t in var.topics : {
-      for consumer in t.subscribers : "${topic}.${consumer}" => { topic = topic, consumer = consumer }
+      for consumer in t.subscribers : "${consumer}.${topic}" => { topic = topic, consumer = consumer }
     }
   ]...)
 

@@ -4,7 +4,7 @@ output "topics" {
 }
 
 output "subscriptions" {
-  description = "Subscription id per \"<stream>.<consumer>\"."
+  description = "Subscription id per \"<consumer>.<stream>\" (its name after the prefix, e.g. \"audit.payments.events\")."
   value       = { for k, s in google_pubsub_subscription.consumer : k => s.id }
 }
 

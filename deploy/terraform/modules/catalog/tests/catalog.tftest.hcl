@@ -142,6 +142,61 @@ run "gives_vault_its_database_key_and_acquirer_secret" {
   }
 }
 
+run "gives_risk_and_audit_their_databases_and_streams" {
+  command = plan
+
+  variables {
+    catalog_file = "../../services.yaml"
+  }
+
+  assert {
+    condition     = output.databases["risk"] == "risk" && output.databases["audit"] == "audit"
+    error_message = "risk and audit must own the risk and audit databases (their configuration keys)."
+  }
+
+  assert {
+    condition     = alltrue([for svc in ["risk", "audit"] : contains(output.workload_identities[svc].project_roles, "roles/cloudsql.client")])
+    error_message = "risk and audit have a database: their accounts need the Cloud SQL client role."
+  }
+
+  assert {
+    condition     = alltrue([for svc in ["identity", "vault", "risk"] : length(output.topics["${svc}.events"].publishers) == 1 && contains(output.topics["${svc}.events"].publishers, svc)])
+    error_message = "identity.events, vault.events and risk.events must be published by identity, vault and risk only."
+  }
+
+  # The streams audit subscribes to in its code (services/audit/src/lib.rs, TOPICS), one
+  # subscription each: audit.<stream>.
+  assert {
+    condition     = alltrue([for stream in ["identity.events", "accounts.events", "ledger.events", "payments.events", "vault.events", "risk.events", "contact-us.events"] : contains(output.topics[stream].subscribers, "audit")])
+    error_message = "audit must consume every stream its code subscribes to."
+  }
+
+  assert {
+    condition     = !contains(keys(output.topics), "audit.events") && length([for name, t in output.topics : name if contains(t.publishers, "audit")]) == 0
+    error_message = "audit publishes nothing."
+  }
+
+  assert {
+    condition     = length([for name, t in output.topics : name if contains(t.subscribers, "risk")]) == 0
+    error_message = "risk consumes no stream: payments asks it over HTTP."
+  }
+
+  assert {
+    condition     = alltrue([for secret, readers in output.third_party_secrets : !contains(readers, "risk") && !contains(readers, "audit")])
+    error_message = "risk and audit call no service and no third party: they read no operator secret (payments calls risk with its own service secret)."
+  }
+
+  assert {
+    condition     = !contains(keys(output.third_party_secrets), "risk-service-secret") && !contains(keys(output.third_party_secrets), "audit-service-secret")
+    error_message = "risk and audit have no secret at identity."
+  }
+
+  assert {
+    condition     = !contains(output.redis_users, "risk") && !contains(output.redis_users, "audit")
+    error_message = "risk and audit keep their state in their databases: they read no Redis AUTH string."
+  }
+}
+
 run "rejects_a_stream_nobody_publishes" {
   command = plan
 
