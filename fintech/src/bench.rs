@@ -399,7 +399,7 @@ pub mod payments {
             "payments benchmark: {concurrency} concurrent HTTP clients, {seconds} s, SQLite (WAL, synchronous=FULL)"
         );
         println!("  setting up {PAYERS} payers and a merchant ...");
-        let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+        let http = fintech_http::http_client().pool_max_idle_per_host(concurrency).build()?;
         // Each customer registers themselves and opens their account; the operator verifies them.
         let open = |kind: Kind| {
             let (http, base, operator) = (http.clone(), base.clone(), operator.clone());

@@ -754,7 +754,7 @@ fn companion_env(service: &str, companion: &str, secret: &str) -> Vec<String> {
 /// stop durations.
 async fn run_and_probe(svc: &dyn Service, bundle: &Bundle, work: &Path) -> anyhow::Result<(Duration, Duration)> {
     let data_dir = env_value(&bundle.env, "FINTECH_DATA_DIR").unwrap_or("/data").to_owned();
-    let client = reqwest::Client::new();
+    let client = fintech_http::http_client().build().expect("an HTTP client");
     let mut extra: Vec<String> = Vec::new();
     let mut companion = None;
     if svc.name() != "identity" {

@@ -207,7 +207,7 @@ impl LocalRegistry {
         cmd.arg("serve").arg(&config).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         let child = cmd.spawn().map_err(|e| DOCKER_REGISTRY.spawn_error(e))?;
         let mut registry = LocalRegistry { address, child, _dir: dir };
-        let client = reqwest::Client::new();
+        let client = fintech_http::http_client().build().expect("an HTTP client");
         if let Err(e) =
             wait_for_200(&client, &format!("http://{}/v2/", registry.address), Duration::from_secs(10)).await
         {

@@ -80,7 +80,7 @@ async fn up_serves_health_and_stops_cleanly_on_sigterm() {
     let (mut child, base, startup, rx) = start_up(dir.path());
     println!("fintech up: listening after {} ms", startup.as_millis());
 
-    let http = reqwest::Client::new();
+    let http = fintech_http::http_client().build().expect("an HTTP client");
     let health = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let ready: Value = http.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
@@ -252,7 +252,9 @@ fn a_service_alone_needs_identity() {
 async fn a_service_alone_keeps_its_events_in_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
     let (child, base, _, _rx) = start(dir.path(), &["serve", "contact-us", "--port", "0"]);
-    let created = reqwest::Client::new()
+    let created = fintech_http::http_client()
+        .build()
+        .expect("an HTTP client")
         .post(format!("{base}/api/contact-us/v1/requests"))
         .json(&serde_json::json!({"name": "Ana", "email": "ana@example.com", "subject": "Hi", "message": "Hello"}))
         .send()
@@ -287,7 +289,7 @@ fn audit_verify(data_dir: &std::path::Path, extra: &[&str]) -> (bool, String, St
 async fn audit_log_records_security_events_and_verify_detects_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let (child, base, _, _rx) = start_up(dir.path());
-    let http = reqwest::Client::new();
+    let http = fintech_http::http_client().build().expect("an HTTP client");
     let identity = |path: &str| format!("{base}/api/identity/v1/{path}");
     let body = serde_json::json!({ "email": "ana@example.com", "password": "correct horse battery" });
     assert_eq!(http.post(identity("sign-up")).json(&body).send().await.unwrap().status(), 201);

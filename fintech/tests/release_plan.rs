@@ -145,7 +145,7 @@ fn names(value: &Value) -> Vec<String> {
 async fn the_plan_compares_the_newest_pushed_digest_with_what_runs() {
     let registry = start_registry();
     let base = format!("http://{}", registry.address);
-    let client = reqwest::Client::new();
+    let client = fintech_http::http_client().build().expect("an HTTP client");
     let dir = tempfile::tempdir().unwrap();
     let name = |i: usize| SERVICES[i].name();
     let version = |i: usize| SERVICES[i].version();

@@ -58,7 +58,7 @@ impl fmt::Debug for ServiceTokens {
 impl ServiceTokens {
     /// `identity_url` is identity's root URL (`http://identity:8080`).
     pub fn new(identity_url: &str, service: &str, secret: Secret<String>) -> Result<ServiceTokens, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(TOKEN_TIMEOUT).build()?;
+        let http = fintech_http::http_client().timeout(TOKEN_TIMEOUT).build()?;
         Ok(ServiceTokens {
             endpoint: format!("{}/api/identity/v1/service-tokens", identity_url.trim_end_matches('/')),
             service: service.to_owned(),

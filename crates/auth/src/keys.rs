@@ -134,7 +134,7 @@ impl fmt::Debug for JwksClient {
 
 impl JwksClient {
     pub fn new(url: &str) -> Result<JwksClient, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(JWKS_TIMEOUT).build()?;
+        let http = fintech_http::http_client().timeout(JWKS_TIMEOUT).build()?;
         Ok(JwksClient {
             url: url.to_owned(),
             http,

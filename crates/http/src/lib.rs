@@ -15,3 +15,17 @@ pub mod server;
 
 pub use extract::{ApiJson, ApiQuery};
 pub use problem::{FieldError, Problem};
+
+/// A builder of HTTP clients. reqwest's TLS in this workspace is rustls without a crypto provider
+/// of its own (Google's clients require that feature, and features are unified), so a client
+/// built without one installed panics: every client is built through here, which installs ring,
+/// the workspace's provider, first.
+pub fn http_client() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+}
+
+/// Makes ring rustls's process-wide crypto provider (a no-op when one already is).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

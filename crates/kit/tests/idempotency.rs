@@ -93,7 +93,7 @@ async fn send(
 
 async fn contract(engine: Engine) {
     let s = server(engine).await;
-    let http = reqwest::Client::new();
+    let http = fintech_http::http_client().build().expect("an HTTP client");
     let url = format!("{}/charge", s.base);
 
     // 50 concurrent identical requests: one effect, 50 identical answers.

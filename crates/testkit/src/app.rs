@@ -108,7 +108,7 @@ impl TestApp {
             app.close().await;
             let _ = done.send(());
         });
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        let http = fintech_http::http_client().timeout(Duration::from_secs(30)).build().expect("client");
         TestApp { base, http, data_dir, database_urls, registry, shutdown, stopped: Some(stopped), _tmp: tmp }
     }
 
@@ -126,6 +126,12 @@ impl TestApp {
     pub async fn db(&self, service: &str) -> Db {
         let url = &self.database_urls.iter().find(|(s, _)| s == service).expect("service database").1;
         Db::connect(url, PoolLimits::default()).await.expect("connect")
+    }
+
+    /// The process's message outbox (`<data dir>/outbox`): SMS messages are JSON files in its
+    /// `sms` folder (`fintech_kit::messages::FileOutbox`).
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
     }
 
     /// `base` + `/api/<service>` + `path`.

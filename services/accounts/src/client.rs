@@ -124,7 +124,7 @@ pub fn for_service(
     let key = fintech_kit::config_key(service).to_uppercase();
     match (url, &ctx.service_tokens) {
         (Some(url), Some(tokens)) => {
-            let http = reqwest::Client::builder().timeout(HTTP_TIMEOUT).build()?;
+            let http = fintech_http::http_client().timeout(HTTP_TIMEOUT).build()?;
             Ok(Arc::new(HttpAccounts { base: url.trim_end_matches('/').to_owned(), tokens: Arc::clone(tokens), http }))
         }
         _ => anyhow::bail!(

@@ -4,8 +4,8 @@
 //! re-linking a record breaks the chain, and [`verify()`] (`fintech audit verify`) names the
 //! first break. Staff holding `operator` read the records and the head over HTTP.
 //!
-//! The security records of identity and vault (sign-ins, failures, detokenizations, role
-//! changes) reach the log when those services publish them as events on their topics.
+//! The security records of identity and vault (sign-ins, failures, card-number uses, role and
+//! key changes) arrive as `security.*` events on their topics (`fintech_kit::security`).
 //!
 //! NOT YET: the Pub/Sub adapter (run alone with `fintech serve audit`, it records nothing: no
 //! in-process bus reaches the others), anchoring the head outside the database automatically.

@@ -69,7 +69,7 @@ impl App {
 
 /// A client that never reuses a connection (for requests the server refuses before reading).
 fn one_shot() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap()
+    fintech_http::http_client().pool_max_idle_per_host(0).build().unwrap()
 }
 
 fn valid() -> Value {

@@ -68,7 +68,7 @@ impl fmt::Debug for HttpLedger {
 impl HttpLedger {
     /// `base` is the ledger's root URL (`http://ledger:8080`).
     pub fn new(base: &str, tokens: Arc<ServiceTokens>) -> Result<Self, LedgerError> {
-        let http = reqwest::Client::builder().timeout(HTTP_TIMEOUT).build().map_err(|_| LedgerError::Unavailable)?;
+        let http = fintech_http::http_client().timeout(HTTP_TIMEOUT).build().map_err(|_| LedgerError::Unavailable)?;
         Ok(HttpLedger { base: base.trim_end_matches('/').to_owned(), tokens, http })
     }
 

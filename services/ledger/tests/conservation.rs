@@ -139,7 +139,7 @@ async fn conservation(backend: Backend) {
     let started = Instant::now();
     let app = TestApp::spawn(&[&IdentityService, &LedgerService], spawn(backend)).await;
     let token = Minter::from_registry(&app.registry).unwrap().service("payments", "ledger");
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let http = fintech_http::http_client().timeout(Duration::from_secs(30)).build().unwrap();
     let base = Arc::new(RwLock::new(app.base.clone()));
     let mut setup_rng = StdRng::seed_from_u64(99);
     for (currency, count) in CURRENCIES {

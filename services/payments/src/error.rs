@@ -27,6 +27,9 @@ pub enum PaymentsError {
     AcquirerUnavailable,
     #[error("risk unavailable")]
     RiskUnavailable,
+    /// risk refused our request (a bug of ours: the code says which).
+    #[error("risk refused the assessment request: {0}")]
+    RiskRefused(String),
     #[error("charge id reused")]
     ChargeIdReused,
     #[error("card payments cannot be changed yet")]
@@ -110,7 +113,7 @@ impl IntoResponse for PaymentsError {
                 Problem::internal()
             }
             PaymentsError::Ledger(e) => e.to_problem(),
-            e @ PaymentsError::Db(_) => {
+            e @ (PaymentsError::Db(_) | PaymentsError::RiskRefused(_)) => {
                 tracing::error!(error = &e as &dyn std::error::Error, "payments request failed");
                 Problem::internal()
             }

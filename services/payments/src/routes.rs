@@ -309,10 +309,11 @@ pub async fn create_card_payment(
     };
     let verdict = state.risk.assess(&attempt).await.map_err(|e| match e {
         AssessError::Unavailable => PaymentsError::RiskUnavailable,
-        AssessError::Refused(code) => {
-            tracing::error!(code = %code, payment_id = %id, "risk refused an assessment request");
-            PaymentsError::RiskUnavailable
-        }
+        // The key's payment id was judged for another attempt (its stored answer was purged):
+        // the key is spent, as it is for vault.
+        AssessError::Refused(code) if code == "assessment_id_reused" => PaymentsError::ChargeIdReused,
+        // Anything else is a bug of ours, not something a retry fixes.
+        AssessError::Refused(code) => PaymentsError::RiskRefused(code),
     })?;
     if verdict.decision == Decision::Decline {
         let mut payment = new_payment(id.clone(), "card", n, parties, "declined", 0);

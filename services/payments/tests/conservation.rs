@@ -262,7 +262,7 @@ async fn conservation(backend: Backend) {
         merchants.push(open(&app, &minter, "business").await.0);
     }
     let shared = Arc::new(Shared {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        http: fintech_http::http_client().timeout(Duration::from_secs(30)).build().unwrap(),
         tokens,
         staff: minter.staff(&[Role::Admin]),
         base: RwLock::new(app.base.clone()),

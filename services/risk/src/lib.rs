@@ -4,8 +4,8 @@
 //! change over the API, no rebuild; every replica follows within `risk.rules_reload_ms`.
 //!
 //! Velocity counts are read before the attempt is recorded, so two attempts on the same card
-//! at the same instant can both be counted as the other's predecessor or neither: the limits
-//! are exact to within the attempts in flight at once.
+//! at the same instant may not see each other: a limit can be passed by at most the number of
+//! attempts in flight at once, never triggered early.
 
 pub mod client;
 pub mod config;

@@ -19,7 +19,7 @@ pub struct Rules {
     pub amount_limits: Vec<AmountLimit>,
     #[serde(default)]
     pub velocity: Vec<Velocity>,
-    /// BIN prefixes (1 to 8 digits) whose cards are declined.
+    /// BIN prefixes (1 to 6 digits: vault shares a card's first 6) whose cards are declined.
     #[serde(default)]
     pub blocked_bins: Vec<String>,
     /// Issuing countries (ISO 3166-1 alpha-2) whose cards are declined.
@@ -40,8 +40,9 @@ pub struct AmountLimit {
     pub score: u32,
 }
 
-/// More than `max_attempts` earlier attempts by the same `key` within `window_seconds` adds
-/// `score`. Attempts count whatever their decision: card testing is mostly declines.
+/// At least `max_attempts` earlier attempts (1 or more) by the same `key` within
+/// `window_seconds` add `score`. Attempts count whatever their decision: card testing is mostly
+/// declines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Velocity {
@@ -155,10 +156,13 @@ impl Rules {
             if v.score > 100 {
                 bad(format!("velocity[{i}].score"), "out_of_range", "must be 0 to 100");
             }
+            if v.max_attempts == 0 {
+                bad(format!("velocity[{i}].max_attempts"), "out_of_range", "must be at least 1");
+            }
         }
         for (i, b) in self.blocked_bins.iter().enumerate() {
-            if !digits(b, 1, 8) {
-                bad(format!("blocked_bins[{i}]"), "invalid_bin", "must be 1 to 8 digits");
+            if !digits(b, 1, 6) {
+                bad(format!("blocked_bins[{i}]"), "invalid_bin", "must be 1 to 6 digits");
             }
         }
         for (i, c) in self.blocked_countries.iter().enumerate() {
@@ -171,8 +175,8 @@ impl Rules {
             }
         }
         for (i, b) in self.bin_countries.iter().enumerate() {
-            if !digits(&b.prefix, 1, 8) {
-                bad(format!("bin_countries[{i}].prefix"), "invalid_bin", "must be 1 to 8 digits");
+            if !digits(&b.prefix, 1, 6) {
+                bad(format!("bin_countries[{i}].prefix"), "invalid_bin", "must be 1 to 6 digits");
             }
             if !country_ok(&b.country) {
                 bad(

@@ -123,7 +123,7 @@ impl fmt::Debug for HttpAcquirer {
 
 impl HttpAcquirer {
     pub fn new(base: &str, api_key: Secret<String>) -> Result<HttpAcquirer, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(ACQUIRER_TIMEOUT).build()?;
+        let http = fintech_http::http_client().timeout(ACQUIRER_TIMEOUT).build()?;
         Ok(HttpAcquirer { base: base.trim_end_matches('/').to_owned(), api_key, http })
     }
 }

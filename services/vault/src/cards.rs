@@ -122,13 +122,14 @@ impl Vault {
 
     /// Rotates the KEK: a new primary, every card's data key re-wrapped with it (numbers are
     /// not decrypted), the old KEKs retired. `progress(done, total)` follows the re-wrap.
-    pub async fn rotate_kek(&self, progress: impl FnMut(usize, usize)) -> Result<Rotation, VaultError> {
+    pub async fn rotate_kek(&self, by: &str, progress: impl FnMut(usize, usize)) -> Result<Rotation, VaultError> {
         let _exclusive = self.rotation.write().await;
-        let kek_id = self.keys.add_primary()?;
+        let kek_id = self.keys.add_primary().await?;
         let rewrapped = self.rewrap_all(500, progress).await?;
-        let retired = self.keys.retire_all_but_primary()?;
+        let retired = self.keys.retire_all_but_primary().await?;
         let (count, retired_ids) = (rewrapped.to_string(), retired.join(","));
-        let fields = [("kek_id", kek_id.as_str()), ("rewrapped", count.as_str()), ("retired", retired_ids.as_str())];
+        let fields =
+            [("kek_id", kek_id.as_str()), ("rewrapped", count.as_str()), ("retired", retired_ids.as_str()), ("by", by)];
         self.security.note("kek_rotated", &kek_id, &fields).await;
         Ok(Rotation { kek_id, rewrapped, retired })
     }
@@ -157,7 +158,7 @@ impl Vault {
     /// Stores `pan` for `customer_id` and answers its token; the same card of the same
     /// customer answers the token it already has (`false`: not new).
     pub async fn tokenize(&self, customer_id: &str, pan: &Pan, expiry: Expiry) -> Result<(CardView, bool), VaultError> {
-        let fingerprint = self.keys.fingerprint(pan)?;
+        let fingerprint = self.keys.fingerprint(pan).await?;
         let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM cards WHERE customer_id = ? AND fingerprint = ?"
         )))
@@ -189,7 +190,7 @@ impl Vault {
         }
         let _no_rotation = self.rotation.read().await;
         let token = format!("card_{}", uuid::Uuid::now_v7().simple());
-        let sealed = keys::seal_pan(self.keys.as_ref(), &token, pan)?;
+        let sealed = keys::seal_pan(self.keys.as_ref(), &token, pan).await?;
         let view = CardView {
             token: token.clone(),
             customer_id: customer_id.to_owned(),
@@ -275,7 +276,7 @@ impl Vault {
             let fields =
                 [("charge_id", req.charge_id.as_str()), ("caller", caller), ("customer_id", req.customer_id.as_str())];
             self.security.record("card_number_used", &req.token, &fields).await?;
-            let pan = keys::open_pan(self.keys.as_ref(), &req.token, &row.sealed)?;
+            let pan = keys::open_pan(self.keys.as_ref(), &req.token, &row.sealed).await?;
             let auth = Authorization {
                 charge_id: &req.charge_id,
                 pan: &pan,
@@ -355,7 +356,7 @@ impl Vault {
     /// Re-wraps every card's data key with the primary KEK, `batch` cards at a time, calling
     /// `progress(done, total)` after each batch. Card numbers are not decrypted.
     pub async fn rewrap_all(&self, batch: usize, mut progress: impl FnMut(usize, usize)) -> Result<usize, VaultError> {
-        let primary = self.keys.primary()?;
+        let primary = self.keys.primary().await?;
         let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM cards WHERE kek_id <> ?")
             .bind(&primary)
             .fetch_one(self.db.pool())
@@ -372,7 +373,7 @@ impl Vault {
             let mut moved = Vec::with_capacity(rows.len());
             for r in &rows {
                 let row = from_row(r)?;
-                moved.push((row.view.token.clone(), keys::rewrap(self.keys.as_ref(), &row.sealed, &primary)?));
+                moved.push((row.view.token.clone(), keys::rewrap(self.keys.as_ref(), &row.sealed, &primary).await?));
             }
             let n = moved.len();
             self.db

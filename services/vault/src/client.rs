@@ -158,7 +158,7 @@ pub fn for_service(
         (Some(url), Some(tokens)) => Ok(Arc::new(HttpVault {
             base: url.trim_end_matches('/').to_owned(),
             tokens: Arc::clone(tokens),
-            http: reqwest::Client::builder().timeout(HTTP_TIMEOUT).build()?,
+            http: fintech_http::http_client().timeout(HTTP_TIMEOUT).build()?,
         })),
         _ => anyhow::bail!(
             "{service} needs vault: run both in one process (`fintech up`) or set {service}.vault_url \

@@ -9,6 +9,19 @@ pub struct VaultConfig {
     /// The key file (key-encryption keys and the fingerprint key). Default
     /// `<data dir>/vault/keys.json`, created on first start with mode 0600.
     pub key_file: Option<String>,
+    /// `local` (the default: the key file) or `cloud_kms`.
+    pub key_store: Option<String>,
+    /// The Cloud KMS symmetric key wrapping data keys, with `key_store = "cloud_kms"`:
+    /// `projects/P/locations/L/keyRings/R/cryptoKeys/K`.
+    pub kms_key: Option<String>,
+    /// The Cloud KMS HMAC-SHA256 key version of the fingerprints, with `key_store = "cloud_kms"`:
+    /// `projects/P/locations/L/keyRings/R/cryptoKeys/F/cryptoKeyVersions/1`.
+    pub kms_fingerprint_key: Option<String>,
+    /// Another Cloud KMS root (a test server); default Google's.
+    pub kms_endpoint: Option<String>,
+    /// `default` (the workload's credentials: Workload Identity on GKE) or `none` (a test
+    /// server that wants none).
+    pub kms_credentials: Option<String>,
     /// `simulator` (the default: the documented test cards) or `http` (a real acquirer).
     pub acquirer: Option<String>,
     /// The acquirer's root URL, with `acquirer = "http"`.
@@ -17,8 +30,48 @@ pub struct VaultConfig {
     pub acquirer_api_key: Option<Secret<String>>,
 }
 
+fn kms_name_ok(name: Option<&str>, version: bool) -> bool {
+    let Some(parts) = name.map(|n| n.split('/').collect::<Vec<_>>()) else { return false };
+    let shape: &[&str] = if version {
+        &["projects", "locations", "keyRings", "cryptoKeys", "cryptoKeyVersions"]
+    } else {
+        &["projects", "locations", "keyRings", "cryptoKeys"]
+    };
+    parts.len() == shape.len() * 2
+        && parts.chunks(2).zip(shape).all(|(pair, label)| pair[0] == *label && !pair[1].is_empty())
+}
+
+impl VaultConfig {
+    fn validate_key_store(&self, prefix: &str) -> Result<(), ConfigError> {
+        match self.key_store.as_deref().unwrap_or("local") {
+            "local" => Ok(()),
+            "cloud_kms" => {
+                if !kms_name_ok(self.kms_key.as_deref(), false) {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.kms_key"),
+                        "with key_store = cloud_kms, must be projects/P/locations/L/keyRings/R/cryptoKeys/K",
+                    ));
+                }
+                if !kms_name_ok(self.kms_fingerprint_key.as_deref(), true) {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.kms_fingerprint_key"),
+                        "with key_store = cloud_kms, must be \
+                         projects/P/locations/L/keyRings/R/cryptoKeys/F/cryptoKeyVersions/N (an HMAC-SHA256 key)",
+                    ));
+                }
+                if !matches!(self.kms_credentials.as_deref().unwrap_or("default"), "default" | "none") {
+                    return Err(ConfigError::invalid(format!("{prefix}.kms_credentials"), "must be default or none"));
+                }
+                Ok(())
+            }
+            _ => Err(ConfigError::invalid(format!("{prefix}.key_store"), "must be local or cloud_kms")),
+        }
+    }
+}
+
 impl Validate for VaultConfig {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        self.validate_key_store(prefix)?;
         match self.acquirer.as_deref().unwrap_or("simulator") {
             "simulator" => Ok(()),
             "http" => {

@@ -3,8 +3,9 @@
 //! store. Rotating the KEK re-wraps the DEKs; the numbers are not decrypted.
 //!
 //! [`LocalKeyFile`] is the embedded mode's key store: a JSON file (mode 0600) with the KEKs and
-//! the fingerprint key. NOT YET: the Google Cloud KMS key store of the distributed mode (the
-//! official `google-cloud-kms-v1` crate) behind the same [`KeyStore`] trait.
+//! the fingerprint key. [`crate::kms::CloudKms`] is the distributed mode's: the KEK is a Cloud
+//! KMS key (its versions are the KEK ids) and the fingerprint key a Cloud KMS HMAC key; no key
+//! material ever reaches vault.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -75,33 +76,34 @@ pub struct Sealed {
 }
 
 /// Where key-encryption keys live. Data keys reach it only to be wrapped or unwrapped.
+#[async_trait::async_trait]
 pub trait KeyStore: Send + Sync + fmt::Debug {
     /// The KEK new data keys are wrapped with.
-    fn primary(&self) -> Result<String, KeyError>;
-    fn wrap(&self, kek_id: &str, dek: &[u8]) -> Result<Vec<u8>, KeyError>;
-    fn unwrap(&self, kek_id: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+    async fn primary(&self) -> Result<String, KeyError>;
+    async fn wrap(&self, kek_id: &str, dek: &[u8]) -> Result<Vec<u8>, KeyError>;
+    async fn unwrap(&self, kek_id: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError>;
     /// HMAC-SHA256 of the number under the fingerprint key, hex: the same card gives the same
     /// fingerprint, and the number cannot be recovered from it.
-    fn fingerprint(&self, pan: &Pan) -> Result<String, KeyError>;
+    async fn fingerprint(&self, pan: &Pan) -> Result<String, KeyError>;
     /// Makes a new KEK the primary; the others still unwrap. Returns its id.
-    fn add_primary(&self) -> Result<String, KeyError>;
+    async fn add_primary(&self) -> Result<String, KeyError>;
     /// Retires every KEK but the primary: they unwrap nothing any more. Returns their ids.
-    fn retire_all_but_primary(&self) -> Result<Vec<String>, KeyError>;
+    async fn retire_all_but_primary(&self) -> Result<Vec<String>, KeyError>;
 }
 
 /// Seals `pan` for the card `token` under a fresh data key wrapped by the primary KEK.
-pub fn seal_pan(keys: &dyn KeyStore, token: &str, pan: &Pan) -> Result<Sealed, KeyError> {
+pub async fn seal_pan(keys: &dyn KeyStore, token: &str, pan: &Pan) -> Result<Sealed, KeyError> {
     let dek = random::<32>()?;
-    let kek_id = keys.primary()?;
+    let kek_id = keys.primary().await?;
     let pan_ciphertext = STANDARD.encode(seal(dek.as_ref(), token.as_bytes(), pan.expose().as_bytes())?);
-    let dek_wrapped = STANDARD.encode(keys.wrap(&kek_id, dek.as_ref())?);
+    let dek_wrapped = STANDARD.encode(keys.wrap(&kek_id, dek.as_ref()).await?);
     Ok(Sealed { pan_ciphertext, dek_wrapped, kek_id })
 }
 
 /// The number of the card `token`, from its sealed form.
-pub fn open_pan(keys: &dyn KeyStore, token: &str, sealed: &Sealed) -> Result<Pan, KeyError> {
+pub async fn open_pan(keys: &dyn KeyStore, token: &str, sealed: &Sealed) -> Result<Pan, KeyError> {
     let wrapped = STANDARD.decode(&sealed.dek_wrapped).map_err(|_| KeyError::Decrypt)?;
-    let dek = keys.unwrap(&sealed.kek_id, &wrapped)?;
+    let dek = keys.unwrap(&sealed.kek_id, &wrapped).await?;
     let ciphertext = STANDARD.decode(&sealed.pan_ciphertext).map_err(|_| KeyError::Decrypt)?;
     let plain = open(&dek, token.as_bytes(), &ciphertext)?;
     let text = Zeroizing::new(String::from_utf8(plain.to_vec()).map_err(|_| KeyError::Decrypt)?);
@@ -109,10 +111,10 @@ pub fn open_pan(keys: &dyn KeyStore, token: &str, sealed: &Sealed) -> Result<Pan
 }
 
 /// The data key of `sealed` wrapped again by `to` (rotation): the number stays sealed.
-pub fn rewrap(keys: &dyn KeyStore, sealed: &Sealed, to: &str) -> Result<Sealed, KeyError> {
+pub async fn rewrap(keys: &dyn KeyStore, sealed: &Sealed, to: &str) -> Result<Sealed, KeyError> {
     let wrapped = STANDARD.decode(&sealed.dek_wrapped).map_err(|_| KeyError::Decrypt)?;
-    let dek = keys.unwrap(&sealed.kek_id, &wrapped)?;
-    Ok(Sealed { dek_wrapped: STANDARD.encode(keys.wrap(to, &dek)?), kek_id: to.to_owned(), ..sealed.clone() })
+    let dek = keys.unwrap(&sealed.kek_id, &wrapped).await?;
+    Ok(Sealed { dek_wrapped: STANDARD.encode(keys.wrap(to, &dek).await?), kek_id: to.to_owned(), ..sealed.clone() })
 }
 
 /// A KEK's state in the key file.
@@ -257,8 +259,9 @@ fn write_private(path: &Path, body: &KeyFileBody) -> Result<(), KeyError> {
     Ok(())
 }
 
+#[async_trait::async_trait]
 impl KeyStore for LocalKeyFile {
-    fn primary(&self) -> Result<String, KeyError> {
+    async fn primary(&self) -> Result<String, KeyError> {
         let body = self.body.read().map_err(|_| KeyError::Store("lock poisoned".into()))?;
         body.keks
             .iter()
@@ -267,23 +270,23 @@ impl KeyStore for LocalKeyFile {
             .ok_or_else(|| KeyError::Store("no primary key".into()))
     }
 
-    fn wrap(&self, kek_id: &str, dek: &[u8]) -> Result<Vec<u8>, KeyError> {
+    async fn wrap(&self, kek_id: &str, dek: &[u8]) -> Result<Vec<u8>, KeyError> {
         seal(&self.key_of(kek_id)?, kek_id.as_bytes(), dek)
     }
 
-    fn unwrap(&self, kek_id: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    async fn unwrap(&self, kek_id: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         open(&self.key_of(kek_id)?, kek_id.as_bytes(), wrapped)
     }
 
-    fn add_primary(&self) -> Result<String, KeyError> {
+    async fn add_primary(&self) -> Result<String, KeyError> {
         self.add_primary_entry()
     }
 
-    fn retire_all_but_primary(&self) -> Result<Vec<String>, KeyError> {
+    async fn retire_all_but_primary(&self) -> Result<Vec<String>, KeyError> {
         self.retire_entries()
     }
 
-    fn fingerprint(&self, pan: &Pan) -> Result<String, KeyError> {
+    async fn fingerprint(&self, pan: &Pan) -> Result<String, KeyError> {
         let body = self.body.read().map_err(|_| KeyError::Store("lock poisoned".into()))?;
         let key = Zeroizing::new(
             STANDARD.decode(&body.fingerprint_key).map_err(|_| KeyError::Store("unreadable key".into()))?,
@@ -297,8 +300,8 @@ impl KeyStore for LocalKeyFile {
 mod tests {
     use super::*;
 
-    #[test]
-    fn envelope_round_trip_rotation_and_tamper() {
+    #[tokio::test]
+    async fn envelope_round_trip_rotation_and_tamper() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("keys.json");
         let keys = LocalKeyFile::open_or_create(&path).expect("created");
@@ -308,34 +311,34 @@ mod tests {
             assert_eq!(std::fs::metadata(&path).expect("file").permissions().mode() & 0o777, 0o600);
         }
         let pan = Pan::parse("4242424242424242").expect("pan");
-        let sealed = seal_pan(&keys, "tok_1", &pan).expect("sealed");
+        let sealed = seal_pan(&keys, "tok_1", &pan).await.expect("sealed");
         assert!(!sealed.pan_ciphertext.contains("4242424242424242"));
-        assert_eq!(open_pan(&keys, "tok_1", &sealed).expect("opened"), pan);
-        assert_eq!(open_pan(&keys, "tok_2", &sealed), Err(KeyError::Decrypt), "bound to its token");
+        assert_eq!(open_pan(&keys, "tok_1", &sealed).await.expect("opened"), pan);
+        assert_eq!(open_pan(&keys, "tok_2", &sealed).await, Err(KeyError::Decrypt), "bound to its token");
         let mut altered = sealed.clone();
         altered.pan_ciphertext = STANDARD.encode({
             let mut b = STANDARD.decode(&sealed.pan_ciphertext).expect("b64");
             b[20] ^= 1;
             b
         });
-        assert_eq!(open_pan(&keys, "tok_1", &altered), Err(KeyError::Decrypt));
+        assert_eq!(open_pan(&keys, "tok_1", &altered).await, Err(KeyError::Decrypt));
         // Same card, same fingerprint; another card, another one.
-        let again = keys.fingerprint(&Pan::parse("4242 4242 4242 4242").expect("pan")).expect("fp");
-        assert_eq!(keys.fingerprint(&pan).expect("fp"), again);
-        assert_ne!(keys.fingerprint(&Pan::parse("5555555555554444").expect("pan")).expect("fp"), again);
+        let again = keys.fingerprint(&Pan::parse("4242 4242 4242 4242").expect("pan")).await.expect("fp");
+        assert_eq!(keys.fingerprint(&pan).await.expect("fp"), again);
+        assert_ne!(keys.fingerprint(&Pan::parse("5555555555554444").expect("pan")).await.expect("fp"), again);
 
         // Rotation: a new primary, re-wrap, retire the old: the card opens, the old KEK is refused.
-        let old = keys.primary().expect("primary");
-        let new = keys.add_primary().expect("rotated");
-        let moved = rewrap(&keys, &sealed, &new).expect("rewrapped");
+        let old = keys.primary().await.expect("primary");
+        let new = keys.add_primary().await.expect("rotated");
+        let moved = rewrap(&keys, &sealed, &new).await.expect("rewrapped");
         assert_eq!(moved.pan_ciphertext, sealed.pan_ciphertext, "the number is not re-encrypted");
-        assert_eq!(keys.retire_all_but_primary().expect("retired"), vec![old.clone()]);
-        assert_eq!(open_pan(&keys, "tok_1", &moved).expect("opened"), pan);
-        assert_eq!(open_pan(&keys, "tok_1", &sealed), Err(KeyError::UnknownKek(old)));
+        assert_eq!(keys.retire_all_but_primary().await.expect("retired"), vec![old.clone()]);
+        assert_eq!(open_pan(&keys, "tok_1", &moved).await.expect("opened"), pan);
+        assert_eq!(open_pan(&keys, "tok_1", &sealed).await, Err(KeyError::UnknownKek(old)));
         // The file kept it all.
         let reopened = LocalKeyFile::open_or_create(&path).expect("reopened");
-        assert_eq!(reopened.primary().expect("primary"), new);
-        assert_eq!(open_pan(&reopened, "tok_1", &moved).expect("opened"), pan);
+        assert_eq!(reopened.primary().await.expect("primary"), new);
+        assert_eq!(open_pan(&reopened, "tok_1", &moved).await.expect("opened"), pan);
         let text = std::fs::read_to_string(&path).expect("file");
         assert!(!text.contains("4242"), "no card data in the key file");
     }

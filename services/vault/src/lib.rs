@@ -5,8 +5,7 @@
 //! vault, which decrypts the number in memory and sends it, with the CVV, to the acquirer only;
 //! every such use is recorded (`card_uses`) and logged. The CVV is never stored.
 //!
-//! NOT YET: the Google Cloud KMS key store (the local key file serves both modes), deleting
-//! cards, refunds at the acquirer.
+//! NOT YET: deleting cards, refunds at the acquirer.
 
 pub mod acquirer;
 pub mod cards;
@@ -15,6 +14,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod keys;
+pub mod kms;
 pub mod routes;
 
 use std::path::PathBuf;
@@ -88,10 +88,22 @@ impl Service for VaultService {
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::VaultConfig = ctx.config.section(&config_key(SERVICE))?;
-        let keys = keys::LocalKeyFile::open_or_create(&key_file(&config, &ctx.data_dir))?;
+        let keys: Arc<dyn keys::KeyStore> = match config.key_store.as_deref() {
+            Some("cloud_kms") => {
+                let (Some(key), Some(fingerprint_key)) = (&config.kms_key, &config.kms_fingerprint_key) else {
+                    anyhow::bail!("vault.key_store = cloud_kms needs vault.kms_key and vault.kms_fingerprint_key");
+                };
+                let anonymous = config.kms_credentials.as_deref() == Some("none");
+                let kms = kms::CloudKms::connect(key, fingerprint_key, config.kms_endpoint.as_deref(), anonymous)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("vault cannot reach its Cloud KMS key {key}: {e}"))?;
+                Arc::new(kms)
+            }
+            _ => Arc::new(keys::LocalKeyFile::open_or_create(&key_file(&config, &ctx.data_dir))?),
+        };
         let acquirer = acquirer(&ctx, &config)?;
         let security = fintech_kit::security::SecurityLog::new(&ctx, SERVICE, TOPIC);
-        let vault = Vault::new(ctx.db.clone(), Arc::new(keys), Arc::clone(&acquirer), security);
+        let vault = Vault::new(ctx.db.clone(), keys, Arc::clone(&acquirer), security);
         // Payments in this process has cards charged without a network hop.
         ctx.registry
             .provide::<client::SharedVault>(Arc::new(client::InProcess { vault: vault.clone(), caller: "payments" }));

@@ -187,6 +187,9 @@ pub async fn charge(
     responses((status = 200, body = Rotation), (status = 403, body = fintech_http::Problem, content_type = "application/problem+json")))]
 pub async fn rotate_kek(caller: Caller, State(state): State<AppState>) -> Result<axum::Json<Rotation>, VaultError> {
     caller.require_role(Role::Admin, "rotate the vault's keys")?;
-    let rotation = state.vault.rotate_kek(|done, total| tracing::info!(done, total, "re-wrapping card keys")).await?;
+    let rotation = state
+        .vault
+        .rotate_kek(caller.subject(), |done, total| tracing::info!(done, total, "re-wrapping card keys"))
+        .await?;
     Ok(axum::Json(rotation))
 }
