@@ -19,12 +19,14 @@ use reqwest::{Method, StatusCode};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde_json::{Value, json};
 
-/// Routes anyone may call: signing up and in, trading refresh tokens, API keys and service
-/// secrets for tokens, reading the public keys, sending a contact request.
+/// Routes anyone may call: signing up and in (a second-factor challenge is proven by its
+/// `mfa_token`, not a bearer token), trading refresh tokens, API keys and service secrets for
+/// tokens, reading the public keys, sending a contact request.
 const OPEN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/identity/v1/sign-up"),
     ("POST", "/api/identity/v1/sign-in"),
     ("POST", "/api/identity/v1/sign-in/mfa"),
+    ("POST", "/api/identity/v1/sign-in/mfa/sms"),
     ("POST", "/api/identity/v1/refresh"),
     ("POST", "/api/identity/v1/sign-out"),
     ("GET", "/api/identity/v1/jwks.json"),
@@ -38,6 +40,8 @@ const OPEN_ROUTES: &[(&str, &str)] = &[
 const SELF_SERVICE: &[(&str, &str)] = &[
     ("GET", "/api/identity/v1/me"),
     ("POST", "/api/identity/v1/mfa/totp"),
+    ("POST", "/api/identity/v1/mfa/sms"),
+    ("POST", "/api/identity/v1/mfa/sms/confirm"),
     ("POST", "/api/accounts/v1/customers"),
     ("GET", "/api/vault/v1/cards"),
 ];

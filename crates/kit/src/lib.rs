@@ -1,12 +1,14 @@
 //! How a service plugs into the platform.
 //!
 //! A service crate implements [`Service`]: its name, its migrations, and `start`, which gets a
-//! [`ServiceContext`] (its own database, the bus, the bucket, its outbox waker) and returns its
-//! routes and readiness checks. [`Host`] runs one service (`fintech serve`) or all of them
-//! (`fintech up`) the same way: same edge, same routes under `/api/<service>/`, same health
-//! endpoints. Invariant: crates/ hold no business rules; services never share a database.
+//! [`ServiceContext`] (its own database, the bus, the bucket, its outbox waker, the message
+//! sender) and returns its routes and readiness checks. [`Host`] runs one service (`fintech
+//! serve`) or all of them (`fintech up`) the same way: same edge, same routes under
+//! `/api/<service>/`, same health endpoints. Invariant: crates/ hold no business rules; services
+//! never share a database.
 
 pub mod idempotency;
+pub mod messages;
 pub mod ratelimit;
 pub mod registry;
 pub mod secret_file;
@@ -56,6 +58,13 @@ pub struct ServiceContext {
     pub service_tokens: Option<Arc<fintech_auth::ServiceTokens>>,
     /// Where rate limits keep their buckets: Redis when `redis.url` is set, else memory.
     pub rate_limits: ratelimit::Store,
+    /// How messages reach people (identity's one-time codes by SMS). One per process, shared by
+    /// its services: today always the embedded mode's stand-in, a [`messages::FileOutbox`]
+    /// rooted at `<data>/outbox`, where the developer reads the messages. The notifications
+    /// service will replace it with the SMS gateways (the issue of third-party integrations);
+    /// until then nothing is delivered to a phone. Its files are the only place a one-time code
+    /// is written in clear.
+    pub messages: Arc<dyn messages::MessageSender>,
 }
 
 impl ServiceContext {
@@ -253,6 +262,9 @@ impl Host {
                 .await
                 .context("connecting to Redis (redis.url, FINTECH_REDIS__URL) for the rate limits")?,
         };
+        // One outbox for the whole process (not per service): `<data>/outbox`.
+        let messages: Arc<dyn messages::MessageSender> =
+            Arc::new(messages::FileOutbox::new(self.data_dir.join("outbox")));
         // Relays publish only once every service has started: a consumer (audit) subscribes in
         // its start, and the in-process bus drops what is published to a topic nobody reads yet.
         let mut pending_relays = Vec::new();
@@ -291,6 +303,7 @@ impl Host {
                 shutdown: self.shutdown.clone(),
                 service_tokens,
                 rate_limits: rate_limits.clone(),
+                messages: Arc::clone(&messages),
             };
             if self.publish_events {
                 pending_relays.push(relay);

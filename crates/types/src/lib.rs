@@ -67,6 +67,19 @@ impl Phone {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The number with most of its digits hidden, for logs, security records and answers:
+    /// `+15551234567` is `+1555*****67`. It shows the first digits (at most 4: the country code
+    /// and a little more) and the last 2, and always hides at least half of the digits (rounded
+    /// down). Logs and records name a number only this way.
+    pub fn masked(&self) -> String {
+        let digits = self.0.strip_prefix('+').unwrap_or(&self.0);
+        let n = digits.len();
+        // `parse` guarantees 8 to 15 ASCII digits: `head` is 2 to 4, and `n - head - 2` at least 4.
+        let head = n.saturating_sub(2 + n / 2).min(4);
+        let tail = n.saturating_sub(2).max(head);
+        format!("+{}{}{}", &digits[..head], "*".repeat(tail - head), &digits[tail..])
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +99,34 @@ mod tests {
         assert_eq!(Phone::parse("+44 20 7946-0958").map(|p| p.0), Ok("+442079460958".to_owned()));
         for bad in ["", "07946 0958", "+0123456789", "+1234", "+1234567890123456", "+44 20 79x6", "++4420794609"] {
             assert!(Phone::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn phones_e164_bounds() {
+        // 8 to 15 digits after `+`, the first not 0; separators dropped, nothing else allowed.
+        assert_eq!(Phone::parse("+12345678").map(|p| p.0), Ok("+12345678".to_owned()));
+        assert_eq!(Phone::parse("+123456789012345").map(|p| p.0), Ok("+123456789012345".to_owned()));
+        assert_eq!(Phone::parse(" +1 (555) 123-4567 ").map(|p| p.0), Ok("+15551234567".to_owned()));
+        for bad in
+            ["+1234567", "+1234567890123456", "+0555123456", "15551234567", "+1555123456a", "+1555\n1234567", "+"]
+        {
+            assert!(Phone::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn phones_masked() {
+        let masked = |raw: &str| Phone::parse(raw).map(|p| p.masked());
+        assert_eq!(masked("+15551234567"), Ok("+1555*****67".to_owned()));
+        assert_eq!(masked("+12345678"), Ok("+12****78".to_owned()));
+        assert_eq!(masked("+1234567890"), Ok("+123*****90".to_owned()));
+        assert_eq!(masked("+123456789012345"), Ok("+1234*********45".to_owned()));
+        for raw in ["+12345678", "+15551234567", "+123456789012345"] {
+            let m = masked(raw).expect("valid");
+            let hidden = m.chars().filter(|c| *c == '*').count();
+            assert!(hidden >= (raw.len() - 1) / 2, "{m} hides at least half of the digits");
+            assert_eq!(m.len(), raw.len(), "{m}");
         }
     }
 }

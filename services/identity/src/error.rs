@@ -28,6 +28,8 @@ pub enum IdentityError {
     MfaAlreadyEnabled,
     #[error("MFA enrolment not started")]
     MfaNotStarted,
+    #[error("SMS is not a second factor of this user")]
+    SmsNotEnabled,
     #[error("invalid service credentials")]
     InvalidServiceCredentials,
     #[error("audience not allowed")]
@@ -73,9 +75,14 @@ impl IntoResponse for IdentityError {
             IdentityError::MfaAlreadyEnabled => {
                 Problem::conflict("mfa_already_enabled", "A second factor is already enabled for this user.")
             }
-            IdentityError::MfaNotStarted => {
-                Problem::conflict("mfa_not_started", "Start the enrolment first: POST /api/identity/v1/mfa/totp.")
-            }
+            IdentityError::MfaNotStarted => Problem::conflict(
+                "mfa_not_started",
+                "Start the enrolment first: POST /api/identity/v1/mfa/totp or /api/identity/v1/mfa/sms.",
+            ),
+            IdentityError::SmsNotEnabled => Problem::conflict(
+                "sms_not_enabled",
+                "SMS is not a second factor of this user: answer the challenge with the authenticator app's code.",
+            ),
             IdentityError::InvalidApiKey => {
                 Problem::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "API key refused")
                     .with_detail("The API key is unknown or revoked.")

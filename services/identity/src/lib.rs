@@ -4,9 +4,12 @@
 //! and single-use refresh tokens; it publishes its public keys as a JWKS document and rotates
 //! its signing key without downtime.
 //!
-//! NOT YET (issue "Security"): MFA (TOTP, SMS codes), disabling users and changing roles, the
-//! Redis-backed shared rate limits; private signing keys are not KMS-wrapped yet (see
-//! [`signing`]).
+//! Second factors: TOTP ([`mfa`]) and one-time codes by SMS ([`sms`]), sent through the
+//! platform's message sender (the embedded outbox until the notifications service brings the SMS
+//! gateways).
+//!
+//! NOT YET (issue "Security"): recovery codes and turning a second factor off, disabling users
+//! and changing roles; private signing keys are not KMS-wrapped yet (see [`signing`]).
 
 pub mod config;
 pub mod error;
@@ -14,6 +17,7 @@ pub mod mfa;
 pub mod password;
 pub mod routes;
 pub mod signing;
+pub mod sms;
 pub mod store;
 pub mod tokens;
 
@@ -42,7 +46,8 @@ const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("beare
 #[openapi(
     info(title = "identity", description = "Sign-up, sign-in, tokens, keys."),
     paths(
-        routes::sign_up, routes::sign_in, routes::sign_in_mfa, routes::enroll_totp, routes::confirm_totp, routes::refresh, routes::sign_out, routes::jwks, routes::me,
+        routes::sign_up, routes::sign_in, routes::sign_in_mfa, sms::sign_in_sms, routes::enroll_totp, routes::confirm_totp,
+        sms::enroll_sms, sms::confirm_sms, routes::refresh, routes::sign_out, routes::jwks, routes::me,
         routes::create_staff, routes::create_api_key, routes::list_api_keys, routes::revoke_api_key,
         routes::api_key_token, routes::service_token, routes::rotate_signing_key,
     ),
@@ -82,6 +87,8 @@ async fn bootstrap_admin(ctx: &ServiceContext, config: &config::IdentityConfig) 
         totp_secret: None,
         totp_enabled: false,
         totp_last_step: None,
+        phone: None,
+        sms_enabled: false,
     };
     let row = user.clone();
     match ctx.db.write(move |conn| Box::pin(async move { store::insert_user(&mut *conn, &row).await })).await {

@@ -44,12 +44,23 @@ pub const MAX_CHALLENGE_ATTEMPTS: i64 = 5;
 /// How long a second-factor challenge lives.
 pub const CHALLENGE_TTL_SECS: i64 = 300;
 
+/// SMS sent to one phone number (SMS pumping: paid messages to numbers an attacker is paid
+/// for): 3, then one every 10 minutes, whoever asks. Enrolment and sign-in codes alike.
+pub const SMS_PER_NUMBER: Rule = Rule { capacity: 3, refill_every: Duration::from_secs(600) };
+/// SMS sent for one user, to any number: 5, then one every 10 minutes.
+pub const SMS_PER_USER: Rule = Rule { capacity: 5, refill_every: Duration::from_secs(600) };
+/// SMS asked for from one client address (many accounts, many numbers): 10, then one a minute.
+pub const SMS_PER_IP: Rule = Rule { capacity: 10, refill_every: Duration::from_secs(60) };
+
 /// Rate limits of identity.
 #[derive(Debug)]
 pub struct Limits {
     pub per_ip: Limiter,
     pub failures: Limiter,
     pub otp_failures: Limiter,
+    pub sms_per_number: Limiter,
+    pub sms_per_user: Limiter,
+    pub sms_per_ip: Limiter,
 }
 
 impl Limits {
@@ -60,6 +71,9 @@ impl Limits {
             per_ip: Limiter::new("identity-per-ip", PER_IP, store),
             failures: Limiter::new("identity-failures", FAILURES_PER_ACCOUNT_AND_IP, store),
             otp_failures: Limiter::new("identity-otp-failures", OTP_FAILURES_PER_USER, store),
+            sms_per_number: Limiter::new("identity-sms-per-number", SMS_PER_NUMBER, store),
+            sms_per_user: Limiter::new("identity-sms-per-user", SMS_PER_USER, store),
+            sms_per_ip: Limiter::new("identity-sms-per-ip", SMS_PER_IP, store),
         }
     }
 }
@@ -82,8 +96,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sign-up", post(sign_up))
         .route("/v1/sign-in", post(sign_in))
         .route("/v1/sign-in/mfa", post(sign_in_mfa))
+        .route("/v1/sign-in/mfa/sms", post(crate::sms::sign_in_sms))
         .route("/v1/mfa/totp", post(enroll_totp))
         .route("/v1/mfa/totp/confirm", post(confirm_totp))
+        .route("/v1/mfa/sms", post(crate::sms::enroll_sms))
+        .route("/v1/mfa/sms/confirm", post(crate::sms::confirm_sms))
         .route("/v1/refresh", post(refresh))
         .route("/v1/sign-out", post(sign_out))
         .route("/v1/jwks.json", get(jwks))
@@ -172,6 +189,8 @@ async fn create_user(
         totp_secret: None,
         totp_enabled: false,
         totp_last_step: None,
+        phone: None,
+        sms_enabled: false,
     };
     let row = user.clone();
     let inserted =
@@ -245,7 +264,7 @@ fn subject_of(user: &User, mfa: bool) -> Subject {
 
 async fn session(state: &AppState, user: &User, family: tokens::Family) -> Result<Session, IdentityError> {
     // A user with a second factor got here through it (sign-in) or through a session that did.
-    let access = state.issuer.access(&subject_of(user, user.totp_enabled))?;
+    let access = state.issuer.access(&subject_of(user, user.has_second_factor()))?;
     let refresh_token = tokens::new_refresh(&state.ctx.db, family, &user.id, state.refresh_ttl).await?;
     Ok(Session {
         access_token: access.access_token,
@@ -287,9 +306,9 @@ pub async fn sign_in(
     match user {
         Some(user) if ok && user.status == "active" => {
             state.limits.failures.forgive(&pair).await;
-            if user.totp_enabled {
+            if user.has_second_factor() {
                 state.security.note("sign_in_needs_second_factor", &user.id, &[("ip", &ip.0)]).await;
-                return Ok(axum::Json(challenge(&state, &user).await?).into_response());
+                return Ok(axum::Json(challenge(&state, &user, &ip.0).await?).into_response());
             }
             state.security.note("sign_in_succeeded", &user.id, &[("ip", &ip.0)]).await;
             Ok(axum::Json(session(&state, &user, tokens::Family::New).await?).into_response())
@@ -310,33 +329,80 @@ pub struct MfaChallenge {
     /// Send it with the code to `POST /v1/sign-in/mfa`; single use, 5 minutes, 5 tries.
     pub mfa_token: String,
     pub expires_in: i64,
+    /// The user's second factors, any of which answers the challenge: `totp` (the authenticator
+    /// app's code), `sms` (a code sent by SMS).
+    pub methods: Vec<String>,
+    /// Present when a code was sent by SMS with this answer: for a user whose only second factor
+    /// is SMS. Anyone with `sms` among the methods may ask for one (again) with
+    /// `POST /v1/sign-in/mfa/sms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<crate::sms::SmsCodeSent>,
 }
 
-async fn challenge(state: &AppState, user: &User) -> Result<MfaChallenge, IdentityError> {
+async fn challenge(state: &AppState, user: &User, ip: &str) -> Result<MfaChallenge, IdentityError> {
+    // SMS only: the code goes out with the challenge. The SMS limits are checked before anything
+    // is stored; beyond them the sign-in answers 429.
+    let sms_to = if user.sms_enabled && !user.totp_enabled { Some(crate::sms::user_phone(user)?) } else { None };
+    if let Some(phone) = &sms_to {
+        crate::sms::take_allowance(state, &user.id, phone, ip).await?;
+    }
     let token = format!("mfa_{}", tokens::random_token::<32>()?);
     let hash = tokens::sha256_hex(&token);
     let expires = fintech_telemetry::now_unix_ms() / 1000 + CHALLENGE_TTL_SECS;
-    let user_id = user.id.clone();
+    let (user_id, h) = (user.id.clone(), hash.clone());
     state
         .ctx
         .db
-        .write(move |conn| Box::pin(async move { store::insert_challenge(&mut *conn, &hash, &user_id, expires).await }))
+        .write(move |conn| Box::pin(async move { store::insert_challenge(&mut *conn, &h, &user_id, expires).await }))
         .await?;
-    Ok(MfaChallenge { mfa_required: true, mfa_token: token, expires_in: CHALLENGE_TTL_SECS })
+    let sms = match &sms_to {
+        Some(phone) => {
+            Some(crate::sms::send_code(state, &user.id, crate::sms::Purpose::SignIn, Some(hash), phone, expires).await?)
+        }
+        None => None,
+    };
+    Ok(MfaChallenge {
+        mfa_required: true,
+        mfa_token: token,
+        expires_in: CHALLENGE_TTL_SECS,
+        methods: user.second_factors(),
+        sms,
+    })
+}
+
+/// The live challenge of `mfa_token` (neither spent nor expired) with its hash and its user
+/// (active, with a second factor); else 401 `invalid_mfa_token`. Wrong tries are the caller's.
+pub(crate) async fn live_challenge(
+    state: &AppState,
+    mfa_token: &str,
+    now: i64,
+) -> Result<(String, store::Challenge, User), IdentityError> {
+    if mfa_token.len() > 100 {
+        return Err(IdentityError::InvalidMfaToken);
+    }
+    let hash = tokens::sha256_hex(mfa_token);
+    let mut conn = state.ctx.db.pool().acquire().await?;
+    let found = store::challenge(&mut conn, &hash).await?;
+    let challenge = found.filter(|c| !c.used && c.expires_at > now).ok_or(IdentityError::InvalidMfaToken)?;
+    let user = store::user_by_id(&mut conn, &challenge.user_id)
+        .await?
+        .filter(|u| u.status == "active" && u.has_second_factor());
+    drop(conn);
+    let user = user.ok_or(IdentityError::InvalidMfaToken)?;
+    Ok((hash, challenge, user))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaSignInRequest {
     pub mfa_token: String,
-    /// The 6-digit code of the authenticator app.
+    /// The 6-digit code: the authenticator app's, or the one sent by SMS for this challenge.
     pub code: String,
 }
 
 /// Checks `code` against `user`'s TOTP secret and spends its step (never twice); enables TOTP
-/// when `enable`. Wrong codes count against the user's limit.
-async fn spend_code(state: &AppState, user: &User, code: &str, enable: bool) -> Result<(), IdentityError> {
-    state.limits.otp_failures.check(&user.id).await.map_err(IdentityError::TooManyAttempts)?;
+/// when `enable`. False for a wrong, expired or replayed code; the caller counts it.
+async fn totp_step(state: &AppState, user: &User, code: &str, enable: bool) -> Result<bool, IdentityError> {
     let secret = user.totp_secret.as_deref().and_then(crate::mfa::base32_decode).ok_or(IdentityError::MfaNotStarted)?;
     let now = fintech_telemetry::now_unix_ms() / 1000;
     let used = match crate::mfa::verify(&secret, code, now, user.totp_last_step) {
@@ -352,18 +418,32 @@ async fn spend_code(state: &AppState, user: &User, code: &str, enable: bool) -> 
         }
         None => false,
     };
-    if !used {
-        state.limits.otp_failures.charge(&user.id).await;
-        state.security.note("second_factor_failed", &user.id, &[]).await;
+    Ok(used)
+}
+
+/// A wrong, expired or replayed one-time code (`kind`: `totp`, `sms`, or both tried): counted
+/// against the user's limit and recorded. Never the code.
+pub(crate) async fn code_failed(state: &AppState, user_id: &str, kind: &str) {
+    state.limits.otp_failures.charge(user_id).await;
+    state.security.note("second_factor_failed", user_id, &[("kind", kind)]).await;
+}
+
+/// Checks a TOTP code as [`totp_step`] does; wrong codes count against the user's limit, and a
+/// right one forgives them.
+async fn spend_code(state: &AppState, user: &User, code: &str, enable: bool) -> Result<(), IdentityError> {
+    state.limits.otp_failures.check(&user.id).await.map_err(IdentityError::TooManyAttempts)?;
+    if !totp_step(state, user, code, enable).await? {
+        code_failed(state, &user.id, "totp").await;
         return Err(IdentityError::InvalidMfaCode);
     }
     state.limits.otp_failures.forgive(&user.id).await;
     Ok(())
 }
 
-/// Finish a sign-in with the second factor: the challenge of `POST /v1/sign-in` and a code.
+/// Finish a sign-in with the second factor: the challenge of `POST /v1/sign-in` and a code,
+/// the authenticator app's or the one sent by SMS for this challenge (the latest one sent).
 /// Limits: 5 wrong codes per challenge (then sign in again), 5 per user then one a minute
-/// (429 `too_many_attempts`).
+/// (429 `too_many_attempts`); an SMS code works once, for 5 minutes, 5 tries.
 #[utoipa::path(post, path = "/api/identity/v1/sign-in/mfa", tag = "identity", request_body = MfaSignInRequest,
     responses((status = 200, body = Session), (status = 401, body = fintech_http::Problem, content_type = "application/problem+json"),
         (status = 429, body = fintech_http::Problem, content_type = "application/problem+json")))]
@@ -371,29 +451,28 @@ pub async fn sign_in_mfa(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<MfaSignInRequest>,
 ) -> Result<axum::Json<Session>, IdentityError> {
-    if req.mfa_token.len() > 100 {
-        return Err(IdentityError::InvalidMfaToken);
-    }
-    let hash = tokens::sha256_hex(&req.mfa_token);
     let now = fintech_telemetry::now_unix_ms() / 1000;
-    let mut conn = state.ctx.db.pool().acquire().await?;
-    let found = store::challenge(&mut conn, &hash).await?;
-    let live = found.filter(|c| !c.used && c.expires_at > now);
-    let challenge = live.ok_or(IdentityError::InvalidMfaToken)?;
-    let user =
-        store::user_by_id(&mut conn, &challenge.user_id).await?.filter(|u| u.status == "active" && u.totp_enabled);
-    drop(conn);
-    let user = user.ok_or(IdentityError::InvalidMfaToken)?;
+    let (hash, challenge, user) = live_challenge(&state, &req.mfa_token, now).await?;
     // The user's limit first (429 says when to come back), then the challenge's own.
     state.limits.otp_failures.check(&user.id).await.map_err(IdentityError::TooManyAttempts)?;
     if challenge.attempts >= MAX_CHALLENGE_ATTEMPTS {
         return Err(IdentityError::InvalidMfaToken);
     }
-    if let Err(e) = spend_code(&state, &user, &req.code, false).await {
+    // The SMS code of this challenge if one was sent, else (or if it does not match) the app's.
+    let method = if user.sms_enabled && crate::sms::spend_sign_in_code(&state, &hash, &req.code, now).await? {
+        Some("sms")
+    } else if user.totp_enabled && totp_step(&state, &user, &req.code, false).await? {
+        Some("totp")
+    } else {
+        None
+    };
+    let Some(method) = method else {
         let h = hash.clone();
         state.ctx.db.write(move |conn| Box::pin(async move { store::challenge_failed(&mut *conn, &h).await })).await?;
-        return Err(e);
-    }
+        code_failed(&state, &user.id, &user.second_factors().join(",")).await;
+        return Err(IdentityError::InvalidMfaCode);
+    };
+    state.limits.otp_failures.forgive(&user.id).await;
     let spent = state
         .ctx
         .db
@@ -402,7 +481,7 @@ pub async fn sign_in_mfa(
     if !spent {
         return Err(IdentityError::InvalidMfaToken);
     }
-    state.security.note("sign_in_succeeded", &user.id, &[("second_factor", "totp")]).await;
+    state.security.note("sign_in_succeeded", &user.id, &[("second_factor", method)]).await;
     Ok(axum::Json(session(&state, &user, tokens::Family::New).await?))
 }
 
@@ -415,7 +494,9 @@ pub struct TotpEnrolment {
     pub otpauth_uri: String,
 }
 
-fn may_enrol(caller: &Caller) -> Result<(), IdentityError> {
+/// A person signed in with a password (not a service, not an API key) manages their own
+/// second factors.
+pub(crate) fn may_enrol(caller: &Caller) -> Result<(), IdentityError> {
     let person = caller.kind() != Kind::Service && caller.claims().api_key_id.is_none();
     Ok(caller.require(person, "enrol a second factor")?)
 }

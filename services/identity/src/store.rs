@@ -19,6 +19,26 @@ pub struct User {
     pub totp_enabled: bool,
     /// The last TOTP step used: no code of it or before is accepted again.
     pub totp_last_step: Option<i64>,
+    /// The E.164 number SMS codes go to, once SMS enrolment is confirmed.
+    pub phone: Option<String>,
+    /// Whether SMS codes are a second factor of the user.
+    pub sms_enabled: bool,
+}
+
+impl User {
+    /// Whether sign-in needs a second factor: TOTP or SMS enabled.
+    pub fn has_second_factor(&self) -> bool {
+        self.totp_enabled || self.sms_enabled
+    }
+
+    /// The second factors enabled, as the challenge names them: `totp`, `sms`.
+    pub fn second_factors(&self) -> Vec<String> {
+        [("totp", self.totp_enabled), ("sms", self.sms_enabled)]
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
 }
 
 pub fn kind_parse(s: &str) -> Option<Kind> {
@@ -39,12 +59,15 @@ fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
         totp_secret: row.try_get("totp_secret")?,
         totp_enabled: row.try_get::<i64, _>("totp_enabled")? != 0,
         totp_last_step: row.try_get("totp_last_step")?,
+        phone: row.try_get("phone")?,
+        sms_enabled: row.try_get::<i64, _>("sms_enabled")? != 0,
     })
 }
 
 macro_rules! user_columns {
     () => {
-        "id, kind, email, password_hash, roles, status, created_at, totp_secret, totp_enabled, totp_last_step"
+        "id, kind, email, password_hash, roles, status, created_at, totp_secret, totp_enabled, totp_last_step, \
+         phone, sms_enabled"
     };
 }
 
@@ -346,6 +369,169 @@ pub async fn use_challenge(conn: &mut AnyConnection, hash: &str, now: i64) -> Re
     let done = sqlx::query("UPDATE mfa_challenges SET used_at = ? WHERE token_hash = ? AND used_at IS NULL")
         .bind(now)
         .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A one-time code sent by SMS, as stored: never the code, only its salted SHA-256.
+#[derive(Debug, Clone)]
+pub struct SmsCode {
+    pub id: String,
+    pub user_id: String,
+    /// `enrol` or `sign_in`.
+    pub purpose: String,
+    /// The sign-in challenge's `token_hash` (purpose `sign_in`).
+    pub challenge_hash: Option<String>,
+    /// The E.164 number it was sent to.
+    pub phone: String,
+    /// 16 random bytes, hex.
+    pub code_salt: String,
+    /// SHA-256 hex of the salt, `:` and the code.
+    pub code_hash: String,
+    pub expires_at: i64,
+    pub attempts: i64,
+    /// Spent, or replaced by a newer code.
+    pub used: bool,
+    pub created_at: i64,
+}
+
+macro_rules! sms_columns {
+    () => {
+        "id, user_id, purpose, challenge_hash, phone, code_salt, code_hash, expires_at, attempts, used_at, created_at"
+    };
+}
+
+fn sms_from_row(r: &AnyRow) -> Result<SmsCode, sqlx::Error> {
+    Ok(SmsCode {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        purpose: r.try_get("purpose")?,
+        challenge_hash: r.try_get("challenge_hash")?,
+        phone: r.try_get("phone")?,
+        code_salt: r.try_get("code_salt")?,
+        code_hash: r.try_get("code_hash")?,
+        expires_at: r.try_get("expires_at")?,
+        attempts: r.try_get("attempts")?,
+        used: r.try_get::<Option<i64>, _>("used_at")?.is_some(),
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Retires the live codes the new `code` replaces: the user's earlier enrolment codes, or the
+/// earlier codes of the same sign-in challenge.
+pub async fn retire_sms_codes(conn: &mut AnyConnection, code: &SmsCode, now: i64) -> Result<(), sqlx::Error> {
+    match &code.challenge_hash {
+        Some(challenge) => {
+            sqlx::query("UPDATE sms_codes SET used_at = ? WHERE challenge_hash = ? AND used_at IS NULL")
+                .bind(now)
+                .bind(challenge)
+                .execute(conn)
+                .await?;
+        }
+        None => {
+            sqlx::query("UPDATE sms_codes SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL")
+                .bind(now)
+                .bind(&code.user_id)
+                .bind(&code.purpose)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the user's codes that expired before `before`.
+pub async fn purge_sms_codes(conn: &mut AnyConnection, user_id: &str, before: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sms_codes WHERE user_id = ? AND expires_at < ?")
+        .bind(user_id)
+        .bind(before)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_sms_code(conn: &mut AnyConnection, c: &SmsCode) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sms_codes (id, user_id, purpose, challenge_hash, phone, code_salt, code_hash, expires_at, \
+         attempts, used_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, ?)",
+    )
+    .bind(&c.id)
+    .bind(&c.user_id)
+    .bind(&c.purpose)
+    .bind(c.challenge_hash.clone())
+    .bind(&c.phone)
+    .bind(&c.code_salt)
+    .bind(&c.code_hash)
+    .bind(c.expires_at)
+    .bind(c.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The user's latest enrolment code, live or not.
+pub async fn latest_enrol_code(conn: &mut AnyConnection, user_id: &str) -> Result<Option<SmsCode>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        sms_columns!(),
+        " FROM sms_codes WHERE user_id = ? AND purpose = 'enrol' ORDER BY created_at DESC, id DESC LIMIT 1"
+    ))
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(sms_from_row).transpose()
+}
+
+/// The latest code sent for the sign-in challenge `challenge_hash`, live or not.
+pub async fn latest_challenge_code(
+    conn: &mut AnyConnection,
+    challenge_hash: &str,
+) -> Result<Option<SmsCode>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        sms_columns!(),
+        " FROM sms_codes WHERE challenge_hash = ? ORDER BY created_at DESC, id DESC LIMIT 1"
+    ))
+    .bind(challenge_hash)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(sms_from_row).transpose()
+}
+
+/// Counts a wrong try against the code `id`.
+pub async fn sms_code_failed(conn: &mut AnyConnection, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sms_codes SET attempts = attempts + 1 WHERE id = ? AND used_at IS NULL")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Spends the code `id`; false when it is spent, replaced, expired or dead already (a race).
+pub async fn use_sms_code(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+    max_attempts: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sms_codes SET used_at = ? WHERE id = ? AND used_at IS NULL AND attempts < ? AND expires_at > ?",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(max_attempts)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Makes `phone` the user's SMS second factor; false when SMS is enabled already.
+pub async fn enable_sms(conn: &mut AnyConnection, user_id: &str, phone: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET phone = ?, sms_enabled = 1 WHERE id = ? AND sms_enabled = 0")
+        .bind(phone)
+        .bind(user_id)
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)

@@ -1,6 +1,7 @@
 //! Black-box tests of identity over real HTTP: sign-up and sign-in, refresh rotation with reuse
-//! detection, sign-out, JWKS and key rotation, staff, API keys, service tokens, and the
-//! brute-force limits. On SQLite and on a real MariaDB.
+//! detection, sign-out, JWKS and key rotation, staff, API keys, service tokens, second factors
+//! (TOTP, and SMS codes read from the embedded outbox), and the brute-force and SMS limits. On
+//! SQLite and on a real MariaDB.
 
 #![allow(clippy::unwrap_used)]
 
@@ -333,6 +334,10 @@ async fn second_factor(backend: Backend) {
     let challenge = sign_in(&app, "mfa@example.com", "two factors are better").await;
     assert_eq!(challenge["mfa_required"], true);
     assert!(challenge.get("access_token").is_none());
+    assert_eq!(challenge["methods"], json!(["totp"]), "{challenge}");
+    assert!(challenge.get("sms").is_none(), "no SMS for a user with the app only");
+    let (status, problem) = post(&app, "/v1/sign-in/mfa/sms", json!({ "mfa_token": challenge["mfa_token"] })).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("sms_not_enabled")), "{problem}");
     let answer = |code: String, token: &Value| json!({ "mfa_token": token, "code": code });
     // The code used to confirm is spent; the next step's code works, once.
     let (status, _) = post(&app, "/v1/sign-in/mfa", answer(mfa::totp(&secret, now()), &challenge["mfa_token"])).await;
@@ -366,7 +371,305 @@ async fn second_factor(backend: Backend) {
     assert!(status == StatusCode::TOO_MANY_REQUESTS && headers.contains_key("retry-after"), "{status}");
 }
 
-fintech_testkit::on_both_engines!(sessions, staff_keys_and_services, brute_force, second_factor);
+/// Everything logged by this test process (the first call installs the capturing subscriber).
+fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: std::sync::Arc<std::sync::Mutex<Vec<u8>>> = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        fintech_telemetry::init_to("identity-tests", "debug,sqlx=warn", logs.clone());
+        logs
+    })
+    .clone()
+}
+
+/// The SMS messages of the app's embedded outbox, in sending order (file names are UUIDv7s).
+fn outbox(app: &TestApp) -> Vec<(std::path::PathBuf, Value)> {
+    let Ok(entries) = std::fs::read_dir(app.outbox_dir().join("sms")) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<std::path::PathBuf> =
+        entries.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let message = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            (p, message)
+        })
+        .collect()
+}
+
+/// How many SMS went to `to`.
+fn sent_to(app: &TestApp, to: &str) -> usize {
+    outbox(app).iter().filter(|(_, m)| m["to"] == to).count()
+}
+
+/// The code of the latest SMS to `to`, and that message.
+fn last_code(app: &TestApp, to: &str) -> (String, Value) {
+    let (_, message) = outbox(app).into_iter().rev().find(|(_, m)| m["to"] == to).expect("an SMS to the number");
+    let body = message["body"].as_str().unwrap();
+    let code = body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).expect("a 6-digit code").to_owned();
+    (code, message)
+}
+
+/// Another 6-digit code than `code`, `n` steps away.
+fn not_code(code: &str, n: u32) -> String {
+    format!("{:06}", (code.parse::<u32>().unwrap() + n) % 1_000_000)
+}
+
+/// Whether `number` appears in `text` as a number of its own (not inside a longer run of letters
+/// or digits).
+fn contains_number(text: &str, number: &str) -> bool {
+    text.match_indices(number).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + number.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric()) && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}
+
+/// SMS codes: enrolment confirmed by the code from the outbox; sign-in then sends one and needs
+/// it; codes work once, expire, are replaced by a newer one; wrong codes are answered 429 after
+/// 5; the SMS limits per number and per user; a user with an app as well asks for the SMS.
+/// The codes reach the outbox only: not the database, the logs or the answers.
+async fn sms_second_factor(backend: Backend) {
+    use base64::Engine as _;
+    let logs = captured_logs();
+    let app = spawn_app(backend).await;
+    let db = app.db("identity").await;
+    let mut codes: Vec<String> = Vec::new();
+    let post_from = async |ip: &str, path: &str, token: Option<&str>, body: Value| {
+        call(&app, reqwest::Method::POST, path, token, ip, Some(body)).await
+    };
+    let sign_in_from = async |ip: &str, email: &str| {
+        let body = json!({ "email": email, "password": "codes by text message" });
+        call(&app, reqwest::Method::POST, "/v1/sign-in", None, ip, Some(body)).await
+    };
+    let signed_up = async |email: &str, ip: &str| {
+        let body = json!({ "email": email, "password": "codes by text message" });
+        assert_eq!(post(&app, "/v1/sign-up", body).await.0, StatusCode::CREATED);
+        let (status, session, _) = sign_in_from(ip, email).await;
+        assert_eq!(status, StatusCode::OK, "{session}");
+        (session["user"]["id"].as_str().unwrap().to_owned(), session["access_token"].as_str().unwrap().to_owned())
+    };
+
+    // Ana enrols her number.
+    let ana_ip = "198.51.100.21";
+    let ana_phone = "+15551234567";
+    let (ana_id, ana) = signed_up("ana.sms@example.com", ana_ip).await;
+    let (status, problem, _) = post_from(ana_ip, "/v1/mfa/sms", Some(&ana), json!({ "phone": "5551234567" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        (problem["errors"][0]["field"].as_str(), problem["errors"][0]["code"].as_str()),
+        (Some("phone"), Some("invalid_phone"))
+    );
+    let (status, problem, _) = post_from(ana_ip, "/v1/mfa/sms/confirm", Some(&ana), json!({ "code": "123456" })).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("mfa_not_started")), "{problem}");
+    let (status, sent, _) = post_from(ana_ip, "/v1/mfa/sms", Some(&ana), json!({ "phone": "+1 555 123 4567" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    assert_eq!(sent, json!({ "phone": "+1555*****67", "expires_in": 300 }));
+    let (code, message) = last_code(&app, ana_phone);
+    codes.push(code.clone());
+    assert_eq!((message["channel"].as_str(), message["kind"].as_str()), (Some("sms"), Some("otp_enrolment")));
+    assert!(message["body"].as_str().unwrap().contains("expires in 5 minutes"), "{message}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for (path, _) in outbox(&app) {
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "{}", path.display());
+        }
+    }
+    let wrong = not_code(&code, 1);
+    let (status, problem, _) = post_from(ana_ip, "/v1/mfa/sms/confirm", Some(&ana), json!({ "code": wrong })).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_mfa_code")), "{problem}");
+    assert!(!problem.to_string().contains(&code) && !problem.to_string().contains(&wrong));
+    let (status, enabled, _) = post_from(ana_ip, "/v1/mfa/sms/confirm", Some(&ana), json!({ "code": code })).await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    assert_eq!(enabled, json!({ "enabled": true, "phone": "+1555*****67" }));
+    let (status, _, _) = post_from(ana_ip, "/v1/mfa/sms/confirm", Some(&ana), json!({ "code": code })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "enabled already");
+    let (status, _, _) = post_from(ana_ip, "/v1/mfa/sms", Some(&ana), json!({ "phone": ana_phone })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "enabled already");
+
+    // Her sign-in now answers a challenge and sends a code.
+    let (status, challenge, _) = sign_in_from(ana_ip, "ana.sms@example.com").await;
+    assert_eq!(status, StatusCode::OK, "{challenge}");
+    assert!(challenge.get("access_token").is_none());
+    assert_eq!((challenge["mfa_required"].clone(), challenge["methods"].clone()), (json!(true), json!(["sms"])));
+    assert_eq!(challenge["sms"]["phone"], "+1555*****67");
+    let token = challenge["mfa_token"].clone();
+    let (code, message) = last_code(&app, ana_phone);
+    codes.push(code.clone());
+    assert_eq!(message["kind"], "otp_sign_in");
+    assert!(!challenge.to_string().contains(&code));
+    let answer = |code: &str| json!({ "mfa_token": token, "code": code });
+    let (status, problem) = post(&app, "/v1/sign-in/mfa", answer(&not_code(&code, 7))).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_mfa_code")));
+    // An expired code is refused, right as it is.
+    sqlx::query(
+        "UPDATE sms_codes SET expires_at = expires_at - 400 WHERE user_id = ? AND purpose = 'sign_in' AND used_at IS NULL",
+    )
+        .bind(ana_id.as_str())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let (status, problem) = post(&app, "/v1/sign-in/mfa", answer(&code)).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_mfa_code")), "expired");
+    // A new code for the same challenge replaces it, and works until the challenge ends.
+    let (status, resent, _) = post_from(ana_ip, "/v1/sign-in/mfa/sms", None, json!({ "mfa_token": token })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{resent}");
+    assert_eq!(resent["phone"], "+1555*****67");
+    assert!((1..=300).contains(&resent["expires_in"].as_i64().unwrap()), "{resent}");
+    let (old, (code, _)) = (code, last_code(&app, ana_phone));
+    codes.push(code.clone());
+    if old != code {
+        assert_eq!(post(&app, "/v1/sign-in/mfa", answer(&old)).await.0, StatusCode::UNAUTHORIZED, "replaced");
+    }
+    let (status, session) = post(&app, "/v1/sign-in/mfa", answer(&code)).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let access = session["access_token"].as_str().unwrap();
+    assert_eq!(me(&app, access).await.1["subject"].as_str(), Some(ana_id.as_str()));
+    let payload = access.split('.').nth(1).unwrap();
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["mfa"], true);
+    let (status, problem) = post(&app, "/v1/sign-in/mfa", answer(&code)).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_mfa_token")), "spent");
+    let (status, problem) = post(&app, "/v1/sign-in/mfa/sms", json!({ "mfa_token": "mfa_made-up" })).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_mfa_token")));
+
+    // Three SMS went to Ana's number: the fourth within 10 minutes is refused, whoever asks.
+    assert_eq!(sent_to(&app, ana_phone), 3);
+    let (status, problem, headers) = sign_in_from(ana_ip, "ana.sms@example.com").await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
+    let wait = headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap();
+    assert!((1..=600).contains(&wait), "{wait}");
+    let pumper_ip = "198.51.100.22";
+    let (_, pumper) = signed_up("pump@example.com", pumper_ip).await;
+    let (status, problem, headers) =
+        post_from(pumper_ip, "/v1/mfa/sms", Some(&pumper), json!({ "phone": ana_phone })).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(sent_to(&app, ana_phone), 3, "nothing more sent");
+    let (status, _, _) = post_from(pumper_ip, "/v1/mfa/sms", Some(&pumper), json!({ "phone": "+15557654321" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "the limit is the number's, not the user's");
+    codes.push(last_code(&app, "+15557654321").0);
+
+    // A code works once; 5 wrong codes, then 429 with Retry-After, even for the right code.
+    let cy_ip = "198.51.100.23";
+    let cy_phone = "+447700900123";
+    let (_, cy) = signed_up("cy.sms@example.com", cy_ip).await;
+    assert_eq!(post_from(cy_ip, "/v1/mfa/sms", Some(&cy), json!({ "phone": cy_phone })).await.0, StatusCode::ACCEPTED);
+    let (code, _) = last_code(&app, cy_phone);
+    codes.push(code.clone());
+    assert_eq!(post_from(cy_ip, "/v1/mfa/sms/confirm", Some(&cy), json!({ "code": code })).await.0, StatusCode::OK);
+    let (_, first, _) = sign_in_from(cy_ip, "cy.sms@example.com").await;
+    let (used, _) = last_code(&app, cy_phone);
+    codes.push(used.clone());
+    let (status, _) = post(&app, "/v1/sign-in/mfa", json!({ "mfa_token": first["mfa_token"], "code": used })).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, second, _) = sign_in_from(cy_ip, "cy.sms@example.com").await;
+    let (code, _) = last_code(&app, cy_phone);
+    codes.push(code.clone());
+    let answer = |code: &str| json!({ "mfa_token": second["mfa_token"], "code": code });
+    let mut wrong_codes = 0;
+    if used != code {
+        assert_eq!(post(&app, "/v1/sign-in/mfa", answer(&used)).await.0, StatusCode::UNAUTHORIZED, "a code works once");
+        wrong_codes += 1;
+    }
+    for n in 1..=(5 - wrong_codes) {
+        let (status, _) = post(&app, "/v1/sign-in/mfa", answer(&not_code(&code, n))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "wrong code {n}");
+    }
+    let (status, problem, headers) =
+        call(&app, reqwest::Method::POST, "/v1/sign-in/mfa", None, cy_ip, Some(answer(&code))).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
+    assert!(headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+
+    // Per user: 5 SMS to any numbers, then 429; a newer enrolment code replaces the earlier one.
+    let dee_ip = "198.51.100.24";
+    let (_, dee) = signed_up("dee.sms@example.com", dee_ip).await;
+    for n in 70..75 {
+        let phone = format!("+336123456{n}");
+        let (status, sent, _) = post_from(dee_ip, "/v1/mfa/sms", Some(&dee), json!({ "phone": phone })).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+        codes.push(last_code(&app, &phone).0);
+    }
+    let (status, problem, headers) =
+        post_from(dee_ip, "/v1/mfa/sms", Some(&dee), json!({ "phone": "+33612345675" })).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
+    assert!(headers.contains_key("retry-after"));
+    let (first_code, latest) = (last_code(&app, "+33612345670").0, last_code(&app, "+33612345674").0);
+    if first_code != latest {
+        let (status, _, _) = post_from(dee_ip, "/v1/mfa/sms/confirm", Some(&dee), json!({ "code": first_code })).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "replaced by the newer code");
+    }
+    let (status, enabled, _) = post_from(dee_ip, "/v1/mfa/sms/confirm", Some(&dee), json!({ "code": latest })).await;
+    assert_eq!((status, enabled["phone"].as_str()), (StatusCode::OK, Some("+3361*****74")), "{enabled}");
+
+    // With an authenticator app as well, sign-in sends no SMS; the client asks for one.
+    let eve_ip = "198.51.100.25";
+    let eve_phone = "+4915112345678";
+    let (_, eve) = signed_up("eve.sms@example.com", eve_ip).await;
+    let (status, enrolment, _) = post_from(eve_ip, "/v1/mfa/totp", Some(&eve), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{enrolment}");
+    let secret = fintech_identity::mfa::base32_decode(enrolment["secret"].as_str().unwrap()).unwrap();
+    let totp = fintech_identity::mfa::totp(&secret, fintech_telemetry::now_unix_ms() / 1000);
+    assert_eq!(post_from(eve_ip, "/v1/mfa/totp/confirm", Some(&eve), json!({ "code": totp })).await.0, StatusCode::OK);
+    assert_eq!(
+        post_from(eve_ip, "/v1/mfa/sms", Some(&eve), json!({ "phone": eve_phone })).await.0,
+        StatusCode::ACCEPTED
+    );
+    let (code, _) = last_code(&app, eve_phone);
+    codes.push(code.clone());
+    assert_eq!(post_from(eve_ip, "/v1/mfa/sms/confirm", Some(&eve), json!({ "code": code })).await.0, StatusCode::OK);
+    let (status, challenge, _) = sign_in_from(eve_ip, "eve.sms@example.com").await;
+    assert_eq!((status, challenge["methods"].clone()), (StatusCode::OK, json!(["totp", "sms"])), "{challenge}");
+    assert!(challenge.get("sms").is_none());
+    assert_eq!(sent_to(&app, eve_phone), 1, "no SMS unless asked");
+    let (status, sent, _) =
+        post_from(eve_ip, "/v1/sign-in/mfa/sms", None, json!({ "mfa_token": challenge["mfa_token"] })).await;
+    assert_eq!((status, sent["phone"].as_str()), (StatusCode::ACCEPTED, Some("+4915*******78")), "{sent}");
+    let (code, _) = last_code(&app, eve_phone);
+    codes.push(code.clone());
+    let (status, session) =
+        post(&app, "/v1/sign-in/mfa", json!({ "mfa_token": challenge["mfa_token"], "code": code })).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+
+    // The codes are in the outbox only: not in the database (a salted hash of each is)...
+    let users: Vec<(String, String, String, String, String)> =
+        sqlx::query_as("SELECT id, email, password_hash, COALESCE(totp_secret, ''), COALESCE(phone, '') FROM users")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let rows: Vec<(String, String, String, String, String, String)> =
+        sqlx::query_as("SELECT id, purpose, COALESCE(challenge_hash, ''), phone, code_salt, code_hash FROM sms_codes")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert!(rows.len() >= codes.len(), "{} rows", rows.len());
+    let stored: Vec<String> = users
+        .iter()
+        .map(|u| format!("{}|{}|{}|{}|{}", u.0, u.1, u.2, u.3, u.4))
+        .chain(rows.iter().map(|r| format!("{}|{}|{}|{}|{}|{}", r.0, r.1, r.2, r.3, r.4, r.5)))
+        .collect();
+    for code in &codes {
+        let unsalted = fintech_identity::tokens::sha256_hex(code);
+        for row in &stored {
+            assert!(!contains_number(row, code) && !row.contains(&unsalted), "a code in the database: {row}");
+        }
+    }
+    // ...nor in the logs, where numbers are masked.
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(logged.contains("sms_code_sent"), "the logs are captured");
+    assert!(logged.contains("+1555*****67"), "the number masked in the security records");
+    assert!(!logged.contains("5551234567"), "a phone number in clear in the logs");
+    assert!(!logged.contains("verification code"), "an SMS text in the logs");
+    for code in &codes {
+        assert!(!contains_number(&logged, code), "a code in the logs: {code}");
+    }
+}
+
+fintech_testkit::on_both_engines!(sessions, staff_keys_and_services, brute_force, second_factor, sms_second_factor);
 
 /// Two identity replicas with their rate limits in one real Redis: failures counted by either
 /// add up, so spreading guesses over replicas gains nothing.
