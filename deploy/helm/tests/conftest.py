@@ -50,9 +50,17 @@ def identity_service(env: str) -> str:
 def services(env: str) -> dict:
     """Each service's settings in an environment, merged over serviceDefaults, with what the chart
     derives from auth.identityService: every other service calls identity (its serviceUrls get
-    FINTECH_AUTH__IDENTITY_URL) and identity admits them all (its allowedCallers)."""
+    FINTECH_AUTH__IDENTITY_URL) and identity admits them all (its allowedCallers); and from redis:
+    a service's redis.enabled holds only when the release has a Redis, and such a service reads
+    FINTECH_REDIS__URL from Secret Manager (its secretEnv)."""
     values = env_values(env)
     out = {name: merge(values["serviceDefaults"], svc or {}) for name, svc in values["services"].items()}
+    for svc in out.values():
+        uses_redis = bool(values["redis"]["enabled"] and (svc.get("redis") or {}).get("enabled"))
+        svc["redis"] = {"enabled": uses_redis}
+        if uses_redis:
+            svc["secretEnv"] = {**(svc.get("secretEnv") or {}), REDIS_URL: {
+                "secret": values["redis"]["urlSecret"], "version": values["redis"]["secretVersion"]}}
     identity = identity_service(env)
     if identity in out:
         callers = list(out[identity]["allowedCallers"])
@@ -62,6 +70,14 @@ def services(env: str) -> dict:
             if name != identity:
                 svc["serviceUrls"] = {**(svc.get("serviceUrls") or {}), "FINTECH_AUTH__IDENTITY_URL": identity}
     return out
+
+
+REDIS_URL = "FINTECH_REDIS__URL"
+
+
+def key_store(env: str) -> str:
+    """vault's key store in an environment: local (a key file on its disk) or cloud_kms."""
+    return str((services(env)["vault"].get("env") or {}).get("FINTECH_VAULT__KEY_STORE", "local"))
 
 
 def single_replica(env: str, service: str) -> bool:

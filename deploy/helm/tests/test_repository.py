@@ -43,6 +43,40 @@ def test_every_service_of_the_binary_is_deployed():
             assert catalog[name].get("database") == name.replace("-", "_"), f"{name}: its database in Terraform"
 
 
+def test_chart_names_what_terraform_creates():
+    """The Cloud KMS keys and the Redis URL secret the values files name are the ones deploy/terraform
+    creates: in an environment with keys of its own, the key ring "<prefix>-keyring" in its region
+    holding vault (the key-encryption key) and vault-fingerprint (a MAC key, whose version 1 is the
+    one created with it), and the secret "<prefix>-redis-url" that the redis module writes."""
+    from conftest import env_values
+
+    terraform = HELM_DIR.parent / "terraform"
+    environment = (terraform / "modules" / "environment" / "main.tf").read_text()
+    kms = (terraform / "modules" / "kms" / "main.tf").read_text()
+    assert 'name     = "${var.prefix}-keyring"' in kms
+    assert '"${id}/cryptoKeyVersions/1"' in (terraform / "modules" / "kms" / "outputs.tf").read_text()
+    base = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert re.search(r'\{\s*"%s"\s*=\s*\{\s*accessors' % re.escape(base["redis"]["urlSecret"]), environment)
+    assert "url_secret_id       = module.secrets.ids[\"redis-url\"]" in environment
+    for env in ENVIRONMENTS:
+        values = env_values(env)
+        vault = values["services"]["vault"]
+        if (vault.get("env") or {}).get("FINTECH_VAULT__KEY_STORE") != "cloud_kms":
+            continue
+        env_main = (terraform / "envs" / env / "main.tf").read_text()
+        assert re.search(r"^\s*customer_managed_encryption\s*=\s*true\s*$", env_main, re.MULTILINE), \
+            f"{env}: vault's keys exist only with keys of the environment's own"
+        prefix = values["workloadIdentity"]["gsaPrefix"]  # "<Terraform prefix>-"
+        assert values["cloudKms"] == {"location": values["gcp"]["cluster"]["location"], "keyRing": f"{prefix}keyring"}, env
+        keys = vault["kmsKeys"]
+        kek = re.search(r"^\s*%s\s*=\s*\{(.*)\}\s*$" % re.escape(keys["FINTECH_VAULT__KMS_KEY"]["key"]), environment, re.MULTILINE)
+        mac = re.search(r"^\s*%s\s*=\s*\{(.*)\}\s*$" % re.escape(keys["FINTECH_VAULT__KMS_FINGERPRINT_KEY"]["key"]),
+                        environment, re.MULTILINE)
+        assert kek and "rotators" in kek.group(1), env
+        assert mac and 'purpose = "MAC"' in mac.group(1) and "signer_verifiers" in mac.group(1), env
+        assert keys["FINTECH_VAULT__KMS_FINGERPRINT_KEY"]["version"] == 1, env
+
+
 def test_no_secret_in_values_files():
     pattern = re.compile(r"(://[^/\s:@]*:[^/\s@]+@|-----BEGIN|password\s*[:=]\s*\S)", re.IGNORECASE)
     for path in [CHART / "values.yaml"] + [values_file(e) for e in ENVIRONMENTS]:

@@ -1,14 +1,32 @@
-"""vault: public for customers' cards, charged by payments only, its key file on a disk of its own
-with exactly one replica (the Google Cloud KMS key store is not built yet), and no way out to the
-internet unless a real acquirer is configured."""
+"""vault: public for customers' cards, charged by payments only; its keys either in a key file on a
+disk of its own with exactly one replica (the local key store: values.yaml and ci), or in Cloud KMS
+with no disk and several replicas (cloud_kms: staging and production); and no way out to the
+internet but Google's APIs unless a real acquirer is configured."""
 
 import json
 
 import pytest
 
-from conftest import env_values, full, manifest, pod_labels, services
-from render import render
+from conftest import env_values, full, key_store, manifest, pod_labels, services
+from render import render, template
 from test_failures import fails
+
+KEK = "FINTECH_VAULT__KMS_KEY"
+FINGERPRINT = "FINTECH_VAULT__KMS_FINGERPRINT_KEY"
+KMS_KEYS = {KEK: {"key": "vault"}, FINGERPRINT: {"key": "vault-fingerprint", "version": 1}}
+# What an environment file sets to move vault from its key file (values.yaml) to Cloud KMS.
+CLOUD_KMS = ("--set", "services.vault.env.FINTECH_VAULT__KEY_STORE=cloud_kms",
+             "--set-json", "services.vault.env.FINTECH_VAULT__KEY_FILE=null",
+             "--set-json", "services.vault.persistentVolume=null",
+             "--set-json", f"services.vault.kmsKeys={json.dumps(KMS_KEYS)}",
+             "--set", "cloudKms.location=europe-west1", "--set", "cloudKms.keyRing=fintech-ci-keyring")
+
+
+def fails_in(env, *args):
+    """The render of `env` with `args` fails; returns its error output."""
+    result = template(env, *args)
+    assert result.returncode != 0, "the render should have failed"
+    return result.stderr
 
 ACQUIRER_URL = "FINTECH_VAULT__ACQUIRER_URL"
 ACQUIRER_KEY = "FINTECH_VAULT__ACQUIRER_API_KEY"
@@ -34,7 +52,7 @@ def platform_blocks(env):
     """The address ranges every service may reach: DNS, the metadata server, Google APIs, Cloud SQL."""
     net = env_values(env)["networkPolicy"]
     return (set(net["dns"]["cidrs"]) | {m["cidr"] for m in net["metadataServer"]}
-            | set(net["googleApis"]["cidrs"]) | set(net["cloudSql"]["cidrs"]))
+            | set(net["googleApis"]["cidrs"]) | set(net["cloudSql"]["cidrs"]) | set(net["redis"]["cidrs"]))
 
 
 def ip_blocks(policy):
@@ -76,25 +94,82 @@ def test_payments_and_only_payments_calls_vault(env):
             assert not any(r["to"] == [peer("vault")] for r in egress), f"{name} reaches vault"
 
 
-def test_vault_keeps_its_key_file_on_its_own_disk(env):
-    m = manifest(env)
-    volume = services(env)["vault"]["persistentVolume"]
-    key_file = config(env, "vault")["FINTECH_VAULT__KEY_FILE"]
+def test_key_store_per_environment():
+    """ci keeps the key file of values.yaml (its borrowed KMS key is shared by every build, so no
+    build may rotate it); staging and production keep vault's keys in Cloud KMS."""
+    assert {env: key_store(env) for env in ("ci", "staging", "production")} == \
+        {"ci": "local", "staging": "cloud_kms", "production": "cloud_kms"}
+
+
+def assert_key_file_on_its_own_disk(docs, volume):
+    data = config(docs, "vault")
+    key_file = data["FINTECH_VAULT__KEY_FILE"]
     assert key_file.startswith(volume["mountPath"] + "/") and ".." not in key_file
-    deployment = m.one("Deployment", full("vault"))
+    assert not {k for k in data if k.startswith("FINTECH_VAULT__KMS")}
+    deployment = one(docs, "Deployment", full("vault"))
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     spec = deployment["spec"]["template"]["spec"]
     (mount,) = [v for v in spec["containers"][0]["volumeMounts"] if v["mountPath"] == volume["mountPath"]]
     (claim,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
     assert claim["persistentVolumeClaim"] == {"claimName": full("vault")}
-    pvc = m.one("PersistentVolumeClaim", full("vault"))
+    pvc = one(docs, "PersistentVolumeClaim", full("vault"))
     assert pvc["spec"]["accessModes"] == ["ReadWriteOncePod"]
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert m.find("HorizontalPodAutoscaler", full("vault")) is None
-    assert m.one("PodDisruptionBudget", full("vault"))["spec"]["maxUnavailable"] == 1
+    assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler" and d["metadata"]["name"] == full("vault")]
+    assert one(docs, "PodDisruptionBudget", full("vault"))["spec"]["maxUnavailable"] == 1
     # No other service has a disk.
-    assert {p["metadata"]["name"] for p in m.all("PersistentVolumeClaim")} == {full("vault")}
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"} == {full("vault")}
+
+
+def assert_keys_in_cloud_kms(docs, values, autoscaling):
+    """No key file and no disk; the KEK and the fingerprint key version of the environment's key
+    ring by name; an autoscaler and rolling updates like any stateless service; and the egress to
+    Google's APIs, Cloud KMS among them."""
+    data = config(docs, "vault")
+    ring = (f"projects/{values['gcp']['projectId']}/locations/{values['cloudKms']['location']}"
+            f"/keyRings/{values['cloudKms']['keyRing']}")
+    assert data["FINTECH_VAULT__KEY_STORE"] == "cloud_kms"
+    assert data[KEK] == f"{ring}/cryptoKeys/vault"
+    assert data[FINGERPRINT] == f"{ring}/cryptoKeys/vault-fingerprint/cryptoKeyVersions/1"
+    # Workload Identity (the default credentials), Google's endpoint, no key file.
+    assert not {"FINTECH_VAULT__KEY_FILE", "FINTECH_VAULT__KMS_ENDPOINT", "FINTECH_VAULT__KMS_CREDENTIALS"} & set(data)
+    deployment = one(docs, "Deployment", full("vault"))
+    assert "replicas" not in deployment["spec"], "the HorizontalPodAutoscaler owns the count"
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    spec = deployment["spec"]["template"]["spec"]
+    assert all("emptyDir" in v for v in spec["volumes"]), "no disk"
+    assert {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]} == {"/data", "/tmp"}
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    hpa = one(docs, "HorizontalPodAutoscaler", full("vault"))
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == \
+        (autoscaling["minReplicas"], autoscaling["maxReplicas"])
+    assert hpa["spec"]["maxReplicas"] > 1
+    egress = one(docs, "NetworkPolicy", full("vault"))["spec"]["egress"]
+    google = {"to": [{"ipBlock": {"cidr": c}} for c in values["networkPolicy"]["googleApis"]["cidrs"]],
+              "ports": [{"protocol": "TCP", "port": 443}]}
+    assert google in egress, "Cloud KMS over Private Google Access"
+
+
+def test_vault_key_store(env):
+    docs = manifest(env).docs
+    if key_store(env) == "local":
+        assert_key_file_on_its_own_disk(docs, services(env)["vault"]["persistentVolume"])
+    else:
+        assert_keys_in_cloud_kms(docs, env_values(env), services(env)["vault"]["autoscaling"])
+        pdb = one(docs, "PodDisruptionBudget", full("vault"))["spec"]
+        if env == "production":
+            assert pdb["minAvailable"] == 2
+
+
+def test_cloud_kms_drops_the_disk_and_allows_replicas():
+    """The default values (ci's) moved to Cloud KMS as an environment file does: the disk goes,
+    and vault may run several replicas."""
+    docs = render("ci", *CLOUD_KMS, "--set", "services.vault.autoscaling.minReplicas=2",
+                  "--set", "services.vault.autoscaling.maxReplicas=5")
+    values = {**env_values("ci"), "cloudKms": {"location": "europe-west1", "keyRing": "fintech-ci-keyring"}}
+    assert_keys_in_cloud_kms(docs, values, {"minReplicas": 2, "maxReplicas": 5})
 
 
 def test_vault_reaches_no_third_party_by_default(env):
@@ -134,22 +209,71 @@ def test_acquirer_port_defaults_to_443():
 
 
 @pytest.mark.parametrize(("low", "high"), [(1, 2), (2, 2), (3, 10)])
-def test_more_than_one_vault_replica_is_refused(low, high):
-    err = fails("--set", f"services.vault.autoscaling.minReplicas={low}",
-                "--set", f"services.vault.autoscaling.maxReplicas={high}")
+def test_more_than_one_vault_replica_is_refused_with_the_local_key_store(low, high):
+    err = fails_in("ci", "--set", f"services.vault.autoscaling.minReplicas={low}",
+                   "--set", f"services.vault.autoscaling.maxReplicas={high}")
     assert f"services.vault.autoscaling allows {high} replicas: vault runs exactly one" in err
-    assert "Google Cloud KMS key store" in err
+    assert "Google Cloud KMS key store (FINTECH_VAULT__KEY_STORE=cloud_kms" in err
+    # The same in staging or production moved back to the local key store.
+    err = fails_in("staging", "--set", "services.vault.env.FINTECH_VAULT__KEY_STORE=local",
+                   "--set-json", "services.vault.kmsKeys={}",
+                   "--set-json", 'services.vault.persistentVolume={"mountPath":"/data/keys","size":"10Gi"}',
+                   "--set", "services.vault.env.FINTECH_VAULT__KEY_FILE=/data/keys/keys.json")
+    assert "vault runs exactly one while its keys are in a local key file" in err
 
 
 def test_vault_key_file_must_be_on_its_disk():
-    err = fails("--set", "services.vault.env.FINTECH_VAULT__KEY_FILE=/data/vault/keys.json")
+    err = fails_in("ci", "--set", "services.vault.env.FINTECH_VAULT__KEY_FILE=/data/vault/keys.json")
     assert "FINTECH_VAULT__KEY_FILE must name a file on services.vault.persistentVolume" in err
-    err = fails("--set", "services.vault.env.FINTECH_VAULT__KEY_FILE=/data/keys/../vault/keys.json")
+    err = fails_in("ci", "--set", "services.vault.env.FINTECH_VAULT__KEY_FILE=/data/keys/../vault/keys.json")
     assert "FINTECH_VAULT__KEY_FILE must name a file on services.vault.persistentVolume" in err
-    err = fails("--set-json", "services.vault.env.FINTECH_VAULT__KEY_FILE=null")
+    err = fails_in("ci", "--set-json", "services.vault.env.FINTECH_VAULT__KEY_FILE=null")
     assert "FINTECH_VAULT__KEY_FILE must name a file on services.vault.persistentVolume" in err
-    err = fails("--set-json", "services.vault.persistentVolume=null")
-    assert "services.vault.persistentVolume is required" in err
+    err = fails_in("ci", "--set-json", "services.vault.persistentVolume=null")
+    assert "services.vault.persistentVolume is required with the local key store" in err
+
+
+def test_cloud_kms_needs_both_keys_by_name():
+    # (An environment file's own keys cannot be removed with null: --set-json replaces the whole map.)
+    err = fails("--set-json", f"services.vault.kmsKeys={json.dumps({FINGERPRINT: KMS_KEYS[FINGERPRINT]})}")
+    assert "set services.vault.kmsKeys.FINTECH_VAULT__KMS_KEY to the key-encryption key" in err
+    err = fails("--set", "services.vault.kmsKeys.FINTECH_VAULT__KMS_KEY.version=3")
+    assert "{key: vault} without a version" in err, "vault wraps with the primary version and rotates it"
+    err = fails("--set-json", f"services.vault.kmsKeys={json.dumps({KEK: KMS_KEYS[KEK], FINGERPRINT: {'key': 'vault-fingerprint'}})}")
+    assert "set services.vault.kmsKeys.FINTECH_VAULT__KMS_FINGERPRINT_KEY to the HMAC-SHA256 key version" in err
+    err = fails("--set", "cloudKms.keyRing=")
+    assert "services.vault.kmsKeys names Cloud KMS keys, but cloudKms.location or cloudKms.keyRing is empty" in err
+
+
+def test_cloud_kms_has_no_key_file_and_no_disk():
+    err = fails("--set-json", 'services.vault.persistentVolume={"mountPath":"/data/keys","size":"10Gi"}')
+    assert "services.vault.persistentVolume is set, but FINTECH_VAULT__KEY_STORE is cloud_kms" in err
+    err = fails("--set", "services.vault.env.FINTECH_VAULT__KEY_FILE=/data/keys/keys.json")
+    assert "FINTECH_VAULT__KEY_FILE is set, but FINTECH_VAULT__KEY_STORE is cloud_kms" in err
+
+
+def test_key_store_settings_that_are_refused():
+    err = fails("--set", "services.vault.env.FINTECH_VAULT__KEY_STORE=hsm")
+    assert 'FINTECH_VAULT__KEY_STORE is "hsm": it must be local or cloud_kms' in err
+    err = fails("--set", "services.vault.env.FINTECH_VAULT__KMS_ENDPOINT=http://127.0.0.1:9000")
+    assert "FINTECH_VAULT__KMS_ENDPOINT is for tests only" in err
+    # Credentials are Workload Identity's (the default): the variable is refused as secret-looking.
+    err = fails("--set", "services.vault.env.FINTECH_VAULT__KMS_CREDENTIALS=none")
+    assert "FINTECH_VAULT__KMS_CREDENTIALS" in err
+    # Key names never go through env (names ending in _KEY are refused there), only kmsKeys.
+    err = fails("--set", "services.vault.env.FINTECH_VAULT__KMS_KEY=projects/p/locations/l/keyRings/r/cryptoKeys/k")
+    assert "FINTECH_VAULT__KMS_KEY" in err
+    err = fails_in("ci", "--set-json", f"services.vault.kmsKeys={json.dumps(KMS_KEYS)}")
+    assert "services.vault.kmsKeys is set, but FINTECH_VAULT__KEY_STORE is local" in err
+
+
+def test_kms_keys_are_names_per_service():
+    err = fails("--set", "services.vault.kmsKeys.FINTECH_VAULT__KMS.key=vault")
+    assert "FINTECH_VAULT__KMS" in err, "a kmsKeys variable ends in _KEY"
+    err = fails("--set", "services.vault.kmsKeys.FINTECH_VAULT__KMS_KEY.key=projects/p/x")
+    assert "/services/vault/kmsKeys" in err, "a key's name in the ring, not a path"
+    err = fails("--set", "serviceDefaults.kmsKeys.FINTECH_X__Y_KEY.key=vault")
+    assert "serviceDefaults" in err
 
 
 def test_http_acquirer_needs_its_endpoint_and_key():

@@ -21,6 +21,11 @@ Run: python3 deploy/terraform/tests/policy_test.py  (standard library only)
    Cloud SQL is regional (high availability) with at least 7 backups.
 8. Pub/Sub subscriptions are named "<prefix>-<consumer>.<stream>" (e.g. audit.identity.events):
    the name the service subscribes under in the code, so the Pub/Sub adapter finds them.
+9. Cloud KMS least privilege: no configuration grants roles/cloudkms.admin; no custom role holds a
+   permission that destroys or restores key versions, changes IAM policies or manages key rings,
+   keys or imports; the kms module's rotator role holds exactly what vault's rotation needs; and
+   every environment gives vault its key-encryption key with rotators and its fingerprint key as
+   a MAC key with signer_verifiers, at the key-encryption key's protection level.
 
 Each rule is also run against small bad snippets, so a rule that silently stops matching
 fails here too.
@@ -422,9 +427,65 @@ def check_subscription_names(root: pathlib.Path):
     return problems
 
 
+# What vault's key rotation calls (services/vault/src/kms.rs): GetCryptoKey at start,
+# CreateCryptoKeyVersion, UpdateCryptoKeyPrimaryVersion, ListCryptoKeyVersions and
+# UpdateCryptoKeyVersion (state DISABLED). Encrypt and Decrypt come from
+# roles/cloudkms.cryptoKeyEncrypterDecrypter, MacSign from roles/cloudkms.signerVerifier.
+ROTATOR_PERMISSIONS = {
+    "cloudkms.cryptoKeys.get",
+    "cloudkms.cryptoKeys.update",
+    "cloudkms.cryptoKeyVersions.create",
+    "cloudkms.cryptoKeyVersions.list",
+    "cloudkms.cryptoKeyVersions.update",
+}
+# Never in a custom role: shredding or resurrecting key material, handing keys to others, and
+# managing the key hierarchy.
+FORBIDDEN_PERMISSION = re.compile(
+    r"(\*|\.destroy$|\.restore$|\.delete$|setIamPolicy$|^cloudkms\.keyRings\.|^cloudkms\.cryptoKeys\.create$|"
+    r"^cloudkms\.importJobs\.|useToImport$)")
+
+
+def kms_key_entry(code: str, name: str):
+    """The attributes of `name = { ... }` written on one line (the environment's kms_keys)."""
+    found = re.findall(rf"^\s*{re.escape(name)}\s*=\s*\{{(.*)\}}\s*$", code, re.MULTILINE)
+    if len(found) != 1:
+        return None
+    return dict(re.findall(r"(\w+)\s*=\s*(\"[^\"]*\"|[\w.]+)", found[0]))
+
+
+def check_kms_least_privilege(root: pathlib.Path):
+    problems = []
+    for path in tf_files(root):
+        rel = path.relative_to(root)
+        code = strip_comments(path.read_text())
+        if '"roles/cloudkms.admin"' in code:
+            problems.append(f"{rel}: grants roles/cloudkms.admin (use the kms module's rotators instead)")
+        for label, body in blocks(code, r'resource\s+"google_project_iam_custom_role"'):
+            permissions = set(re.findall(r'"([a-zA-Z]+\.[\w.*]+)"', body.split("permissions", 1)[-1]))
+            for permission in sorted(p for p in permissions if FORBIDDEN_PERMISSION.search(p)):
+                problems.append(f"{rel}: custom role {label} holds {permission}")
+            if rel.as_posix() == "modules/kms/main.tf" and label == "rotator" and permissions != ROTATOR_PERMISSIONS:
+                problems.append(f"{rel}: custom role rotator must hold exactly {sorted(ROTATOR_PERMISSIONS)}, "
+                                f"found {sorted(permissions)}")
+    environment = root / "modules" / "environment" / "main.tf"
+    if environment.exists():
+        rel = environment.relative_to(root)
+        code = strip_comments(environment.read_text())
+        kek = kms_key_entry(code, "vault")
+        mac = kms_key_entry(code, "vault-fingerprint")
+        if kek is None or "rotators" not in kek:
+            problems.append(f"{rel}: kms_keys.vault must be one line with rotators (vault rotates it)")
+        if mac is None or mac.get("purpose") != '"MAC"' or "signer_verifiers" not in mac:
+            problems.append(f'{rel}: kms_keys.vault-fingerprint must be one line with purpose = "MAC" and signer_verifiers')
+        if kek and mac and kek.get("protection_level") != mac.get("protection_level"):
+            problems.append(f"{rel}: vault-fingerprint's protection_level must be vault's "
+                            f"({kek.get('protection_level')}), found {mac.get('protection_level')}")
+    return problems
+
+
 RULES = (check_destructive_settings, check_variables_documented, check_module_layout,
          check_versions, check_no_literal_secrets, check_wiring, check_environment_profiles,
-         check_subscription_names)
+         check_subscription_names, check_kms_least_privilege)
 
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -453,6 +514,9 @@ class RepositoryFollowsPolicy(unittest.TestCase):
 
     def test_subscriptions_are_named_as_the_services_subscribe(self):
         self.assertEqual(check_subscription_names(ROOT), [])
+
+    def test_kms_grants_only_what_vault_needs(self):
+        self.assertEqual(check_kms_least_privilege(ROOT), [])
 
 
 class RulesCatchViolations(unittest.TestCase):
@@ -600,6 +664,36 @@ class RulesCatchViolations(unittest.TestCase):
             'modules/pubsub/main.tf: google_pubsub_subscription.consumer must be named "${var.prefix}-${each.key}", '
             "found nothing",
         ])
+
+    def test_kms_least_privilege(self):
+        role = ('resource "google_project_iam_custom_role" "rotator" {\n  role_id = "x"\n  permissions = [\n%s  ]\n}\n')
+        good_role = role % "".join(f'    "{p}",\n' for p in sorted(ROTATOR_PERMISSIONS))
+        environment = ('locals {\n  kms_keys = {\n'
+                       '    vault             = { protection_level = local.level, encrypter_decrypters = local.u, rotators = local.u }\n'
+                       '    vault-fingerprint = { purpose = "MAC", protection_level = local.level, signer_verifiers = local.u }\n'
+                       '  }\n}\n')
+        good = self.tree({"modules/kms/main.tf": good_role, "modules/environment/main.tf": environment})
+        self.assertEqual(check_kms_least_privilege(good), [])
+        bad_role = role % '    "cloudkms.cryptoKeys.get",\n    "cloudkms.cryptoKeyVersions.destroy",\n    "cloudkms.cryptoKeys.setIamPolicy",\n'
+        bad = self.tree({
+            "modules/kms/main.tf": bad_role + '# roles/cloudkms.admin in a comment does not count\n',
+            "modules/other/main.tf": 'resource "google_kms_crypto_key_iam_member" "m" {\n  role = "roles/cloudkms.admin"\n}\n',
+            "modules/environment/main.tf": environment.replace(", rotators = local.u", "")
+                                                      .replace('purpose = "MAC", protection_level = local.level',
+                                                               'purpose = "MAC", protection_level = "SOFTWARE"'),
+        })
+        problems = check_kms_least_privilege(bad)
+        self.assertIn("modules/other/main.tf: grants roles/cloudkms.admin (use the kms module's rotators instead)", problems)
+        self.assertIn("modules/kms/main.tf: custom role rotator holds cloudkms.cryptoKeyVersions.destroy", problems)
+        self.assertIn("modules/kms/main.tf: custom role rotator holds cloudkms.cryptoKeys.setIamPolicy", problems)
+        self.assertTrue(any("custom role rotator must hold exactly" in p for p in problems))
+        self.assertIn("modules/environment/main.tf: kms_keys.vault must be one line with rotators (vault rotates it)", problems)
+        self.assertIn("modules/environment/main.tf: vault-fingerprint's protection_level must be vault's "
+                      "(local.level), found \"SOFTWARE\"", problems)
+        self.assertFalse(any(p.startswith("modules/kms/main.tf: grants") for p in problems), "comments do not count")
+        no_mac = self.tree({"modules/environment/main.tf": environment.replace('purpose = "MAC", ', '')})
+        self.assertEqual(check_kms_least_privilege(no_mac), [
+            'modules/environment/main.tf: kms_keys.vault-fingerprint must be one line with purpose = "MAC" and signer_verifiers'])
 
 
 if __name__ == "__main__":

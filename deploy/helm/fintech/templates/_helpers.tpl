@@ -12,9 +12,11 @@ probes, resources, checksums) come from the fintech-lib library chart.
 Every service, merged over serviceDefaults, as YAML (a map: name -> settings).
 Use: $services := include "fintech.services" . | fromYaml
 Also fills in the derived settings: image repository, Google service account, Secret Manager ids,
-and identity's place in the release (auth.identityService): every other service gets
+identity's place in the release (auth.identityService): every other service gets
 serviceUrls.FINTECH_AUTH__IDENTITY_URL (it verifies tokens with identity's JWKS), and identity's
-allowedCallers gets every other service (so the network policies let them reach it).
+allowedCallers gets every other service (so the network policies let them reach it); and Redis:
+redis.enabled of a service is true only when the release has a Redis (redis.enabled) too, and
+such a service reads FINTECH_REDIS__URL from Secret Manager (secretEnv, secret redis.urlSecret).
 */}}
 {{- define "fintech.services" -}}
 {{- $out := dict -}}
@@ -35,6 +37,13 @@ allowedCallers gets every other service (so the network policies let them reach 
 {{- if not $s.database.instanceConnectionName -}}
 {{- $_ := set $s.database "instanceConnectionName" $.Values.cloudSql.instanceConnectionName -}}
 {{- end -}}
+{{- end -}}
+{{- $redis := and $.Values.redis.enabled ($s.redis | default dict).enabled | default false -}}
+{{- $_ := set $s "redis" (dict "enabled" $redis) -}}
+{{- if $redis -}}
+{{- $secrets := deepCopy ($s.secretEnv | default dict) -}}
+{{- $_ := set $secrets "FINTECH_REDIS__URL" (dict "secret" $.Values.redis.urlSecret "version" $.Values.redis.secretVersion) -}}
+{{- $_ := set $s "secretEnv" $secrets -}}
 {{- end -}}
 {{- $_ := set $out $name $s -}}
 {{- end -}}
@@ -120,6 +129,12 @@ FINTECH_DATABASE__{{ $key }}__MAX_CONNECTIONS: {{ $svc.database.maxConnections |
 {{- range $k, $endpoint := $svc.externalEndpoints }}
 {{ $k }}: {{ $endpoint.url | quote }}
 {{- end }}
+{{- range $k, $ref := $svc.kmsKeys }}
+{{ $k }}: {{ include "fintech.kmsKeyName" (dict "context" $ctx "ref" $ref) | quote }}
+{{- end }}
+{{- if $svc.redis.enabled }}
+FINTECH_REDIS__KEY_PREFIX: {{ $ctx.Values.redis.keyPrefix | quote }}
+{{- end }}
 {{- range $k, $v := $svc.env }}
 {{ $k }}: {{ $v | toString | quote }}
 {{- end }}
@@ -145,6 +160,21 @@ Usage: include "fintech.urlPort" "https://acquirer.example:8443/api"
 {{- else -}}
 443
 {{- end -}}
+{{- end -}}
+
+{{/*
+The full resource name of a Cloud KMS key of the environment's key ring (cloudKms, in project
+gcp.projectId), or of one of its versions: what Terraform outputs (vault_kms_key,
+vault_kms_fingerprint_key). A name, never key material.
+Args: dict "context" $ "ref" {key, version?}
+*/}}
+{{- define "fintech.kmsKeyName" -}}
+{{- $v := .context.Values -}}
+{{- $name := printf "projects/%s/locations/%s/keyRings/%s/cryptoKeys/%s" $v.gcp.projectId $v.cloudKms.location $v.cloudKms.keyRing .ref.key -}}
+{{- if .ref.version -}}
+{{- $name = printf "%s/cryptoKeyVersions/%d" $name (int .ref.version) -}}
+{{- end -}}
+{{- $name -}}
 {{- end -}}
 
 {{/* The environment variable holding a service's database URL. */}}
@@ -253,7 +283,8 @@ data:
 
 {{/*
 NetworkPolicy egress rules to Google: the GKE metadata server (Workload Identity tokens) and
-Google APIs over Private Google Access (Secret Manager, Cloud SQL Admin, Pub/Sub, Storage...).
+Google APIs over Private Google Access (Secret Manager, Cloud SQL Admin, Pub/Sub, Storage, Cloud
+KMS for vault's cloud_kms key store...).
 NetworkPolicy cannot match host names, so the APIs are reached through the private VIP ranges
 that *.googleapis.com resolves to inside the VPC.
 */}}
@@ -274,6 +305,18 @@ that *.googleapis.com resolves to inside the VPC.
   ports:
     - protocol: TCP
       port: 443
+{{- end -}}
+
+{{/* NetworkPolicy egress rule: the Memorystore instance (services with redis.enabled). */}}
+{{- define "fintech.netpol.redis" -}}
+- to:
+    {{- range .Values.networkPolicy.redis.cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: {{ .Values.networkPolicy.redis.port }}
 {{- end -}}
 
 {{/* NetworkPolicy egress rule: Cloud SQL instances, which the Auth Proxy reaches on port 3307. */}}

@@ -31,7 +31,7 @@ output "database_url_secrets" {
 }
 
 output "redis" {
-  description = "Redis endpoint (TLS) and the secret holding its AUTH string."
+  description = "Redis endpoint (TLS), the secrets holding its AUTH string and its URL (Helm redis.urlSecret), and its address range (Helm networkPolicy.redis.cidrs)."
   value       = module.environment.redis
 }
 
@@ -53,4 +53,9 @@ output "buckets" {
 output "vault_kms_key" {
   description = "Key-encryption key of the vault service."
   value       = module.environment.vault_kms_key
+}
+
+output "vault_kms_fingerprint_key" {
+  description = "HMAC-SHA256 key version of vault's card fingerprints; null without keys of its own (ci)."
+  value       = module.environment.vault_kms_fingerprint_key
 }

@@ -10,24 +10,34 @@ locals {
 
   secrets = merge(
     { for svc, _ in module.catalog.databases : "${svc}-database-url" => { accessors = [local.members[svc]] } },
+    # Written by the redis module from the instance: its AUTH string, and the whole URL the
+    # services read as FINTECH_REDIS__URL (rediss://:<AUTH>@<host>:6378/0).
     { "redis-auth" = { accessors = [for svc in module.catalog.redis_users : local.members[svc]] } },
+    { "redis-url" = { accessors = [for svc in module.catalog.redis_users : local.members[svc]] } },
     { for secret, users in module.catalog.third_party_secrets : secret => {
       accessors      = [for svc in users : local.members[svc]]
       version_adders = var.secret_operators
     } },
   )
 
-  # With customer-managed encryption: vault's key-encryption key (HSM) and one CMEK key per data
-  # service, each usable only by the service agent that encrypts with it.
+  # With customer-managed encryption: vault's keys and one CMEK key per data service, each usable
+  # only by the service agent that encrypts with it. vault's keys (its Cloud KMS key store,
+  # FINTECH_VAULT__KEY_STORE=cloud_kms): the key-encryption key, which vault encrypts and decrypts
+  # data keys with and rotates itself (rotators: a new primary version, then the old ones
+  # disabled; never destroyed), and the HMAC-SHA256 key of the card fingerprints (MacSign), at
+  # the same protection level.
+  vault_users            = [for svc in module.catalog.kms_users : local.members[svc]]
+  vault_protection_level = "HSM"
   kms_keys = {
-    vault   = { protection_level = "HSM", encrypter_decrypters = [for svc in module.catalog.kms_users : local.members[svc]] }
-    sql     = { encrypter_decrypters = [module.project.service_agents.sql] }
-    redis   = { encrypter_decrypters = [module.project.service_agents.redis] }
-    pubsub  = { encrypter_decrypters = [module.project.service_agents.pubsub] }
-    storage = { encrypter_decrypters = [module.project.service_agents.storage] }
-    secrets = { encrypter_decrypters = [module.project.service_agents.secret_manager] }
-    gke     = { encrypter_decrypters = [module.project.service_agents.container] }
-    disks   = { encrypter_decrypters = [module.project.service_agents.compute] }
+    vault             = { protection_level = local.vault_protection_level, encrypter_decrypters = local.vault_users, rotators = local.vault_users }
+    vault-fingerprint = { purpose = "MAC", protection_level = local.vault_protection_level, signer_verifiers = local.vault_users }
+    sql               = { encrypter_decrypters = [module.project.service_agents.sql] }
+    redis             = { encrypter_decrypters = [module.project.service_agents.redis] }
+    pubsub            = { encrypter_decrypters = [module.project.service_agents.pubsub] }
+    storage           = { encrypter_decrypters = [module.project.service_agents.storage] }
+    secrets           = { encrypter_decrypters = [module.project.service_agents.secret_manager] }
+    gke               = { encrypter_decrypters = [module.project.service_agents.container] }
+    disks             = { encrypter_decrypters = [module.project.service_agents.compute] }
   }
 
   # The CMEK key of each data service; null (Google-managed keys) without customer-managed
@@ -66,7 +76,10 @@ module "kms" {
 }
 
 # Without keys of its own, vault's account gets access to the borrowed long-lived key for as long
-# as the environment exists.
+# as the environment exists: encrypt and decrypt only. The key is shared by every CI build, so no
+# build may rotate it (a rotation disables the versions the other builds' cards are wrapped
+# with), and there is no borrowed fingerprint key: vault keeps its local key file in ci
+# (deploy/helm/fintech/values-ci.yaml).
 resource "google_kms_crypto_key_iam_member" "vault" {
   for_each = var.customer_managed_encryption ? toset([]) : toset(module.catalog.kms_users)
 
@@ -176,6 +189,7 @@ module "redis" {
   reserved_ip_range   = module.network.private_service_access_range_name
   memory_size_gb      = var.redis_memory_size_gb
   auth_secret_id      = module.secrets.ids["redis-auth"]
+  url_secret_id       = module.secrets.ids["redis-url"]
   kms_key_name        = local.cmek.redis
   deletion_protection = var.deletion_protection
 }

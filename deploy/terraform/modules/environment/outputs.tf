@@ -32,11 +32,13 @@ output "database_url_secrets" {
 }
 
 output "redis" {
-  description = "Redis endpoint (TLS) and the secret holding its AUTH string."
+  description = "Redis endpoint (TLS), the secrets holding its AUTH string and its URL (Helm redis.urlSecret, FINTECH_REDIS__URL), and the address range it is in (Helm networkPolicy.redis.cidrs)."
   value = {
     host        = module.redis.host
     port        = module.redis.port
     auth_secret = module.secrets.secret_ids["redis-auth"]
+    url_secret  = module.secrets.secret_ids["redis-url"]
+    cidr        = module.network.private_service_access_cidr
   }
 }
 
@@ -56,6 +58,11 @@ output "buckets" {
 }
 
 output "vault_kms_key" {
-  description = "Key-encryption key of the vault service: the environment's own, or the borrowed vault_kms_key_id."
+  description = "Key-encryption key of the vault service (FINTECH_VAULT__KMS_KEY): the environment's own, or the borrowed vault_kms_key_id."
   value       = var.customer_managed_encryption ? module.kms[0].key_ids["vault"] : var.vault_kms_key_id
+}
+
+output "vault_kms_fingerprint_key" {
+  description = "HMAC-SHA256 key version of vault's card fingerprints (FINTECH_VAULT__KMS_FINGERPRINT_KEY, …/cryptoKeys/vault-fingerprint/cryptoKeyVersions/1); null without keys of its own (ci: vault keeps its local key file)."
+  value       = var.customer_managed_encryption ? module.kms[0].mac_key_versions["vault-fingerprint"] : null
 }

@@ -27,16 +27,23 @@ variable "location" {
 
 variable "keys" {
   description = <<-EOT
-    Symmetric encryption keys by name (envelope encryption in vault, CMEK for the data
-    services). protection_level HSM keeps the key material in hardware security modules. IAM
-    lists take members such as serviceAccount:<email>: encrypter_decrypters (the vault service
-    account, or a service agent using the key for CMEK), encrypters, decrypters.
+    Keys by name. purpose ENCRYPT_DECRYPT (the default): symmetric encryption keys, rotated every
+    rotation_period (envelope encryption in vault, CMEK for the data services). purpose MAC:
+    HMAC-SHA256 keys, never rotated (vault's card fingerprints). protection_level HSM keeps the
+    key material in hardware security modules. IAM lists take members such as
+    serviceAccount:<email>: encrypter_decrypters (the vault service account, or a service agent
+    using the key for CMEK), encrypters, decrypters, and rotators (encryption keys only: may read
+    the key, add versions, change its primary version, list versions and disable them, through a
+    custom role; never destroy them) and signer_verifiers (MAC keys only: MacSign and MacVerify).
   EOT
   type = map(object({
+    purpose              = optional(string, "ENCRYPT_DECRYPT")
     protection_level     = optional(string, "SOFTWARE")
     encrypter_decrypters = optional(list(string), [])
     encrypters           = optional(list(string), [])
     decrypters           = optional(list(string), [])
+    rotators             = optional(list(string), [])
+    signer_verifiers     = optional(list(string), [])
   }))
   validation {
     condition     = alltrue([for k, _ in var.keys : can(regex("^[a-zA-Z0-9_-]{1,63}$", k))])
@@ -46,10 +53,19 @@ variable "keys" {
     condition     = alltrue([for k in var.keys : contains(["SOFTWARE", "HSM"], k.protection_level)])
     error_message = "protection_level must be SOFTWARE or HSM."
   }
+  validation {
+    condition     = alltrue([for k in var.keys : contains(["ENCRYPT_DECRYPT", "MAC"], k.purpose)])
+    error_message = "purpose must be ENCRYPT_DECRYPT or MAC."
+  }
+  # A role that can do nothing with the key's purpose is a mistake in the caller.
+  validation {
+    condition     = alltrue([for k in var.keys : k.purpose == "MAC" ? length(concat(k.encrypter_decrypters, k.encrypters, k.decrypters, k.rotators)) == 0 : length(k.signer_verifiers) == 0])
+    error_message = "A MAC key takes signer_verifiers only; an ENCRYPT_DECRYPT key takes encrypter_decrypters, encrypters, decrypters and rotators, not signer_verifiers."
+  }
 }
 
 variable "rotation_period" {
-  description = "How often every key gets a new primary version (older versions keep decrypting). At most 90 days keeps the data under one key version bounded."
+  description = "How often every ENCRYPT_DECRYPT key gets a new primary version (older versions keep decrypting). At most 90 days keeps the data under one key version bounded. MAC keys are not rotated."
   type        = string
   default     = "7776000s"
   validation {

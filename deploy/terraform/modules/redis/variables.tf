@@ -99,6 +99,12 @@ variable "auth_secret_id" {
   default     = null
 }
 
+variable "url_secret_id" {
+  description = "Secret Manager secret (id) that receives the URL clients connect with, rediss://:<AUTH>@<host>:<port>/0 (the services' FINTECH_REDIS__URL); null writes none."
+  type        = string
+  default     = null
+}
+
 variable "kms_key_name" {
   description = "Cloud KMS key (same region) for customer-managed encryption; null uses Google-managed keys. The Memorystore service agent needs encrypter/decrypter on it."
   type        = string

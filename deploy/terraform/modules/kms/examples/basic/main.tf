@@ -33,13 +33,25 @@ module "kms" {
   rotation_period = "7776000s"
 
   keys = {
+    # vault's key-encryption key: vault wraps data keys with it and rotates it itself.
     vault = {
       protection_level     = "HSM"
       encrypter_decrypters = ["serviceAccount:demo-vault@example-project.iam.gserviceaccount.com"]
+      rotators             = ["serviceAccount:demo-vault@example-project.iam.gserviceaccount.com"]
+    }
+    # vault's card fingerprints (MacSign), in the same protection level.
+    vault-fingerprint = {
+      purpose          = "MAC"
+      protection_level = "HSM"
+      signer_verifiers = ["serviceAccount:demo-vault@example-project.iam.gserviceaccount.com"]
     }
   }
 }
 
 output "vault_key" {
   value = module.kms.key_ids["vault"]
+}
+
+output "vault_fingerprint_key" {
+  value = module.kms.mac_key_versions["vault-fingerprint"]
 }
