@@ -30,6 +30,8 @@ apt_packages=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
 # The rate-limit tests (crates/kit/tests/ratelimit_redis.rs, identity's) start a private Redis.
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+# The Redis TLS test makes its certificates with openssl.
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 # The release-plan tests (fintech/tests/release_plan.rs) start a private docker-registry.
 [ -x /usr/bin/docker-registry ] || apt_packages+=(docker-registry)
 if [ ${#apt_packages[@]} -gt 0 ]; then

@@ -258,9 +258,15 @@ impl Host {
         let mut relays = Vec::new();
         let rate_limits = match &self.settings.redis.url {
             None => ratelimit::Store::Memory,
-            Some(url) => ratelimit::Store::redis(url.expose(), &self.settings.redis.key_prefix)
-                .await
-                .context("connecting to Redis (redis.url, FINTECH_REDIS__URL) for the rate limits")?,
+            Some(url) => {
+                let ca = match &self.settings.redis.ca_file {
+                    None => None,
+                    Some(path) => Some(std::fs::read(path).with_context(|| format!("reading redis.ca_file {path}"))?),
+                };
+                ratelimit::Store::redis(url.expose(), &self.settings.redis.key_prefix, ca.as_deref())
+                    .await
+                    .context("connecting to Redis (redis.url, FINTECH_REDIS__URL) for the rate limits")?
+            }
         };
         // One outbox for the whole process (not per service): `<data>/outbox`.
         let messages: Arc<dyn messages::MessageSender> =

@@ -150,10 +150,19 @@ impl std::fmt::Debug for RedisStore {
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Store {
-    /// Buckets in the Redis at `url` (`redis://host:6379/0`), under keys starting with `prefix`.
-    /// Fails when Redis does not answer now: a deployment that names one must have it.
-    pub async fn redis(url: &str, prefix: &str) -> Result<Store, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+    /// Buckets in the Redis at `url` (`redis://host:6379/0`, or `rediss://` over TLS), under
+    /// keys starting with `prefix`. `root_ca`: the PEM of the authority that signed a TLS
+    /// server's certificate (Memorystore's); `None`: the system's roots. Fails when Redis does
+    /// not answer now: a deployment that names one must have it.
+    pub async fn redis(url: &str, prefix: &str, root_ca: Option<&[u8]>) -> Result<Store, redis::RedisError> {
+        fintech_http::install_crypto_provider();
+        let client = match root_ca {
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) },
+            )?,
+            None => redis::Client::open(url)?,
+        };
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(REDIS_TIMEOUT))

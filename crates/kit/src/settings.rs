@@ -164,11 +164,14 @@ pub struct RedisSettings {
     pub url: Option<Secret<String>>,
     /// Prefix of every key this platform writes, so that environments can share a Redis.
     pub key_prefix: String,
+    /// With a `rediss://` URL: the PEM file of the certificate authority that signed the
+    /// server's certificate (Memorystore's server CA). Unset: the system's trusted roots.
+    pub ca_file: Option<String>,
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        RedisSettings { url: None, key_prefix: "fintech:".into() }
+        RedisSettings { url: None, key_prefix: "fintech:".into(), ca_file: None }
     }
 }
 
@@ -178,6 +181,9 @@ impl Validate for RedisSettings {
             && !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"))
         {
             return Err(ConfigError::invalid(format!("{prefix}.url"), "must be a redis:// or rediss:// URL"));
+        }
+        if self.ca_file.is_some() && !self.url.as_ref().is_some_and(|u| u.expose().starts_with("rediss://")) {
+            return Err(ConfigError::invalid(format!("{prefix}.ca_file"), "needs a rediss:// (TLS) redis.url"));
         }
         if self.key_prefix.len() > 64 {
             return Err(ConfigError::invalid(format!("{prefix}.key_prefix"), "must be at most 64 characters"));

@@ -16,7 +16,7 @@ fn prefix() -> String {
 #[tokio::test]
 async fn replicas_share_buckets_in_redis() {
     let url = RedisServer::shared().url();
-    let store = Store::redis(&url, &prefix()).await.unwrap();
+    let store = Store::redis(&url, &prefix(), None).await.unwrap();
     let rule = Rule { capacity: 3, refill_every: Duration::from_millis(300) };
     let (a, b) = (Limiter::new("per-ip", rule, &store), Limiter::new("per-ip", rule, &store));
 
@@ -49,7 +49,7 @@ async fn replicas_share_buckets_in_redis() {
 async fn keys_hold_no_personal_data_and_expire() {
     let url = RedisServer::shared().url();
     let prefix = prefix();
-    let store = Store::redis(&url, &prefix).await.unwrap();
+    let store = Store::redis(&url, &prefix, None).await.unwrap();
     let limiter = Limiter::new("per-phone", Rule { capacity: 5, refill_every: Duration::from_secs(2) }, &store);
     limiter.take("+15551234567").await.unwrap();
     let client = redis::Client::open(url.as_str()).unwrap();
@@ -77,7 +77,7 @@ async fn a_silent_redis_leaves_the_limits_on_per_process() {
         .unwrap();
     let url = format!("redis://127.0.0.1:{port}/0");
     let store = loop {
-        match Store::redis(&url, &prefix()).await {
+        match Store::redis(&url, &prefix(), None).await {
             Ok(s) => break s,
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -89,6 +89,114 @@ async fn a_silent_redis_leaves_the_limits_on_per_process() {
     limiter.take("10.0.0.1").await.unwrap();
     assert!(limiter.take("10.0.0.1").await.is_err(), "still limited without Redis");
     // And a Redis that is not there at start is refused, clearly.
-    let err = Store::redis(&url, "x:").await.unwrap_err();
+    let err = Store::redis(&url, "x:", None).await.unwrap_err();
     assert!(!err.to_string().is_empty());
+}
+
+/// Runs `openssl` with `args` in `dir`, failing loudly.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new(fintech_testkit::require_binary("openssl", "openssl"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Memorystore's shape: Redis over TLS with a server certificate from a private authority. With
+/// that authority's certificate the limiter connects; with the system's roots it is refused.
+#[tokio::test]
+async fn redis_over_tls_with_a_private_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let port = fintech_testkit::free_port();
+    let mut child = std::process::Command::new(fintech_testkit::require_binary("redis-server", "redis-server"))
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem"])
+        .args(["--tls-auth-clients", "no"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let ca = std::fs::read(d.join("ca.pem")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let store = loop {
+        match Store::redis(&url, &prefix(), Some(&ca)).await {
+            Ok(s) => break s,
+            Err(e) if std::time::Instant::now() > deadline => panic!("no TLS Redis: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let limiter = Limiter::new("per-ip", Rule { capacity: 1, refill_every: Duration::from_secs(60) }, &store);
+    limiter.take("10.0.0.1").await.unwrap();
+    assert!(limiter.take("10.0.0.1").await.is_err());
+    assert!(Store::redis(&url, &prefix(), None).await.is_err(), "a certificate from an unknown authority is refused");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

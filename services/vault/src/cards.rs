@@ -121,11 +121,20 @@ impl Vault {
     }
 
     /// Rotates the KEK: a new primary, every card's data key re-wrapped with it (numbers are
-    /// not decrypted), the old KEKs retired. `progress(done, total)` follows the re-wrap.
+    /// not decrypted), the old KEKs retired. With a key store shared by replicas (Cloud KMS), it
+    /// waits until every replica wraps with the new primary and re-wraps again before retiring.
+    /// `progress(done, total)` follows the first re-wrap.
     pub async fn rotate_kek(&self, by: &str, progress: impl FnMut(usize, usize)) -> Result<Rotation, VaultError> {
         let _exclusive = self.rotation.write().await;
         let kek_id = self.keys.add_primary().await?;
-        let rewrapped = self.rewrap_all(500, progress).await?;
+        let mut rewrapped = self.rewrap_all(500, progress).await?;
+        // Other replicas may still wrap new cards with the old primary until they read the new
+        // one: wait that out, then re-wrap what they stored, before the old KEKs stop working.
+        let delay = self.keys.propagation_delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+            rewrapped += self.rewrap_all(500, |_, _| {}).await?;
+        }
         let retired = self.keys.retire_all_but_primary().await?;
         let (count, retired_ids) = (rewrapped.to_string(), retired.join(","));
         let fields =

@@ -22,6 +22,10 @@ pub struct VaultConfig {
     /// `default` (the workload's credentials: Workload Identity on GKE) or `none` (a test
     /// server that wants none).
     pub kms_credentials: Option<String>,
+    /// How often a replica reads the KMS key's primary version again (milliseconds, 100 to
+    /// 60000; default 5000). A rotation waits this long (plus 0.5 s) before it retires the old
+    /// versions, so that no replica still wraps with them.
+    pub kms_primary_refresh_ms: Option<u64>,
     /// `simulator` (the default: the documented test cards) or `http` (a real acquirer).
     pub acquirer: Option<String>,
     /// The acquirer's root URL, with `acquirer = "http"`.
@@ -58,6 +62,9 @@ impl VaultConfig {
                         "with key_store = cloud_kms, must be \
                          projects/P/locations/L/keyRings/R/cryptoKeys/F/cryptoKeyVersions/N (an HMAC-SHA256 key)",
                     ));
+                }
+                if let Some(ms) = self.kms_primary_refresh_ms {
+                    fintech_config::check_range(prefix, "kms_primary_refresh_ms", ms, 100, 60_000)?;
                 }
                 if !matches!(self.kms_credentials.as_deref().unwrap_or("default"), "default" | "none") {
                     return Err(ConfigError::invalid(format!("{prefix}.kms_credentials"), "must be default or none"));

@@ -89,6 +89,11 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     async fn add_primary(&self) -> Result<String, KeyError>;
     /// Retires every KEK but the primary: they unwrap nothing any more. Returns their ids.
     async fn retire_all_but_primary(&self) -> Result<Vec<String>, KeyError>;
+    /// How long until every process using this store wraps with a primary just added (other
+    /// replicas read it again periodically). Zero for a store only this process uses.
+    fn propagation_delay(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// Seals `pan` for the card `token` under a fresh data key wrapped by the primary KEK.

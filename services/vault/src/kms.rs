@@ -36,8 +36,10 @@ pub struct CloudKms {
     key: String,
     /// The HMAC key version of the fingerprints.
     fingerprint_key: String,
-    /// The primary version, read at start and after each rotation.
-    primary: RwLock<String>,
+    /// The primary version and when it was read: read again once older than `refresh`, so a
+    /// rotation by another replica reaches this one within that time.
+    primary: RwLock<(String, std::time::Instant)>,
+    refresh: Duration,
 }
 
 impl std::fmt::Debug for CloudKms {
@@ -73,6 +75,7 @@ impl CloudKms {
         fingerprint_key: &str,
         endpoint: Option<&str>,
         anonymous: bool,
+        refresh: Duration,
     ) -> Result<CloudKms, KeyError> {
         // The Google clients speak TLS through rustls and need its provider chosen: ring, the
         // workspace's. Already installed is fine.
@@ -88,32 +91,50 @@ impl CloudKms {
             tracing::error!(error = %e, "building the Cloud KMS client failed");
             KeyError::Store("Cloud KMS client could not be built".into())
         })?;
-        let crypto_key = timed("GetCryptoKey", client.get_crypto_key().set_name(key).send())
-            .await?
-            .map_err(|e| store_error("GetCryptoKey", &e))?;
-        let primary = crypto_key
-            .primary
-            .map(|v| v.name)
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| KeyError::Store(format!("Cloud KMS key {key} has no primary version")))?;
+        let primary = read_primary(&client, key).await?;
         Ok(CloudKms {
             client,
             key: key.to_owned(),
             fingerprint_key: fingerprint_key.to_owned(),
-            primary: RwLock::new(primary),
+            primary: RwLock::new((primary, std::time::Instant::now())),
+            refresh,
         })
     }
 
     fn set_primary(&self, version: &str) -> Result<(), KeyError> {
-        *self.primary.write().map_err(|_| KeyError::Store("lock poisoned".into()))? = version.to_owned();
+        *self.primary.write().map_err(|_| KeyError::Store("lock poisoned".into()))? =
+            (version.to_owned(), std::time::Instant::now());
         Ok(())
     }
+}
+
+/// The key's primary version, from KMS.
+async fn read_primary(client: &KeyManagementService, key: &str) -> Result<String, KeyError> {
+    let crypto_key = timed("GetCryptoKey", client.get_crypto_key().set_name(key).send())
+        .await?
+        .map_err(|e| store_error("GetCryptoKey", &e))?;
+    crypto_key
+        .primary
+        .map(|v| v.name)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| KeyError::Store(format!("Cloud KMS key {key} has no primary version")))
 }
 
 #[async_trait::async_trait]
 impl KeyStore for CloudKms {
     async fn primary(&self) -> Result<String, KeyError> {
-        Ok(self.primary.read().map_err(|_| KeyError::Store("lock poisoned".into()))?.clone())
+        let (version, read_at) = self.primary.read().map_err(|_| KeyError::Store("lock poisoned".into()))?.clone();
+        if read_at.elapsed() < self.refresh {
+            return Ok(version);
+        }
+        let version = read_primary(&self.client, &self.key).await?;
+        self.set_primary(&version)?;
+        Ok(version)
+    }
+
+    fn propagation_delay(&self) -> Duration {
+        // Every replica has read the new primary once this has passed.
+        self.refresh + Duration::from_millis(500)
     }
 
     async fn wrap(&self, kek_id: &str, dek: &[u8]) -> Result<Vec<u8>, KeyError> {
@@ -124,7 +145,11 @@ impl KeyStore for CloudKms {
             .set_plaintext(bytes::Bytes::copy_from_slice(dek))
             .set_additional_authenticated_data(bytes::Bytes::from_static(DEK_AAD))
             .send();
-        let answer = timed("Encrypt", call).await?.map_err(|e| store_error("Encrypt", &e))?;
+        let answer = timed("Encrypt", call).await?.map_err(|e| match e.status().map(|s| s.code) {
+            // A version another replica has just retired: the next primary read moves on.
+            Some(google_cloud_gax::error::rpc::Code::FailedPrecondition) => KeyError::UnknownKek(kek_id.to_owned()),
+            _ => store_error("Encrypt", &e),
+        })?;
         if answer.name != kek_id {
             return Err(KeyError::Store(format!("Cloud KMS wrapped with {} instead of {kek_id}", answer.name)));
         }

@@ -94,9 +94,11 @@ impl Service for VaultService {
                     anyhow::bail!("vault.key_store = cloud_kms needs vault.kms_key and vault.kms_fingerprint_key");
                 };
                 let anonymous = config.kms_credentials.as_deref() == Some("none");
-                let kms = kms::CloudKms::connect(key, fingerprint_key, config.kms_endpoint.as_deref(), anonymous)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("vault cannot reach its Cloud KMS key {key}: {e}"))?;
+                let refresh = std::time::Duration::from_millis(config.kms_primary_refresh_ms.unwrap_or(5_000));
+                let kms =
+                    kms::CloudKms::connect(key, fingerprint_key, config.kms_endpoint.as_deref(), anonymous, refresh)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("vault cannot reach its Cloud KMS key {key}: {e}"))?;
                 Arc::new(kms)
             }
             _ => Arc::new(keys::LocalKeyFile::open_or_create(&key_file(&config, &ctx.data_dir))?),

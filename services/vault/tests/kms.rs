@@ -169,8 +169,11 @@ async fn cards_in_cloud_kms(backend: Backend) {
         .with("vault.kms_key", KEY)
         .with("vault.kms_fingerprint_key", FP)
         .with("vault.kms_endpoint", server.uri())
-        .with("vault.kms_credentials", "none");
-    let app = TestApp::spawn(&[&IdentityService, &VaultService], spawn).await;
+        .with("vault.kms_credentials", "none")
+        .with("vault.kms_primary_refresh_ms", 200);
+    let app = TestApp::spawn(&[&IdentityService, &VaultService], spawn.clone()).await;
+    // Another replica of vault on the same key (its own test database: only the keys matter).
+    let other = TestApp::spawn(&[&IdentityService, &VaultService], spawn).await;
     let minter = Minter::from_registry(&app.registry).unwrap();
     let ana_id = uuid::Uuid::now_v7().to_string();
     let ana = minter.user(Kind::Customer, &ana_id);
@@ -205,6 +208,15 @@ async fn cards_in_cloud_kms(backend: Backend) {
     let keks: Vec<String> =
         fintech_db::sqlx::query_scalar("SELECT kek_id FROM cards").fetch_all(db.pool()).await.unwrap();
     assert_eq!(keks, vec![version_name(1)]);
+    // The other replica wraps new cards with the new primary: it read it again.
+    let other_minter = Minter::from_registry(&other.registry).unwrap();
+    let bob = other_minter.user(Kind::Customer, &uuid::Uuid::now_v7().to_string());
+    let (status, _) = call(&other, &bob, "/v1/cards", Some(card.clone())).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    let other_db = other.db("vault").await;
+    let keks: Vec<String> =
+        fintech_db::sqlx::query_scalar("SELECT kek_id FROM cards").fetch_all(other_db.pool()).await.unwrap();
+    assert_eq!(keks, vec![version_name(1)], "the other replica follows the rotation");
     let (status, ok) = call(&app, &payments, "/v1/charges", Some(charge("ch_2"))).await;
     assert_eq!((status, ok["outcome"].as_str()), (reqwest::StatusCode::OK, Some("approved")), "{ok}");
 
@@ -231,7 +243,10 @@ async fn cards_in_cloud_kms(backend: Backend) {
 async fn an_unreachable_kms_stops_the_start() {
     let server = MockServer::start().await;
     Mock::given(wiremock::matchers::any()).respond_with(error(403, "PERMISSION_DENIED", "no")).mount(&server).await;
-    let err = fintech_vault::kms::CloudKms::connect(KEY, FP, Some(&server.uri()), true).await.unwrap_err();
+    let err =
+        fintech_vault::kms::CloudKms::connect(KEY, FP, Some(&server.uri()), true, std::time::Duration::from_secs(5))
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("GetCryptoKey"), "{err}");
 }
 
