@@ -79,12 +79,19 @@ def test_secrets_come_from_secret_manager(env):
     """Every Secret a pod reads is written by an ExternalSecret of the release."""
     m = manifest(env)
     targets = {es["spec"]["target"]["name"] for es in m.all("ExternalSecret")}
+    keys = {es["spec"]["target"]["name"]: {d["secretKey"] for d in es["spec"]["data"]} for es in m.all("ExternalSecret")}
     for name, spec in pod_specs(m):
         for c in spec.get("initContainers", []) + spec["containers"]:
             for e in c.get("env", []):
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["name"] in targets, f"{name}: {ref['name']} has no ExternalSecret"
+                    assert ref["key"] in keys[ref["name"]], f"{name}: {ref['key']} is not written"
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                secret = volume["secret"]["secretName"]
+                assert secret in targets, f"{name}: volume {volume['name']} reads {secret}, which has no ExternalSecret"
+                assert {i["key"] for i in volume["secret"]["items"]} <= keys[secret], f"{name}: {volume['name']}"
     prefix = env_values(env)["externalSecrets"]["secretPrefix"]
     for es in m.all("ExternalSecret"):
         assert es["apiVersion"] == "external-secrets.io/v1"

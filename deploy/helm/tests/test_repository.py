@@ -44,10 +44,11 @@ def test_every_service_of_the_binary_is_deployed():
 
 
 def test_chart_names_what_terraform_creates():
-    """The Cloud KMS keys and the Redis URL secret the values files name are the ones deploy/terraform
+    """The Cloud KMS keys and the Redis secrets the values files name are the ones deploy/terraform
     creates: in an environment with keys of its own, the key ring "<prefix>-keyring" in its region
     holding vault (the key-encryption key) and vault-fingerprint (a MAC key, whose version 1 is the
-    one created with it), and the secret "<prefix>-redis-url" that the redis module writes."""
+    one created with it), and the secrets "<prefix>-redis-url" and "<prefix>-redis-ca" that the redis
+    module writes from the instance (the URL, and the server CA certificates as one PEM bundle)."""
     from conftest import env_values
 
     terraform = HELM_DIR.parent / "terraform"
@@ -58,6 +59,13 @@ def test_chart_names_what_terraform_creates():
     base = yaml.safe_load((CHART / "values.yaml").read_text())
     assert re.search(r'\{\s*"%s"\s*=\s*\{\s*accessors' % re.escape(base["redis"]["urlSecret"]), environment)
     assert "url_secret_id       = module.secrets.ids[\"redis-url\"]" in environment
+    assert re.search(r'\{\s*"%s"\s*=\s*\{\s*accessors' % re.escape(base["redis"]["caSecret"]), environment)
+    assert "ca_secret_id        = module.secrets.ids[\"%s\"]" % base["redis"]["caSecret"] in environment
+    redis = (terraform / "modules" / "redis" / "main.tf").read_text()
+    assert re.search(r"ca_certificates\s*=.*google_redis_instance\.this\.server_ca_certs", redis), \
+        "the bundle is the instance's server CA certificates"
+    assert re.search(r'resource "google_secret_manager_secret_version" "ca" \{[^}]*secret\s*=\s*var\.ca_secret_id'
+                     r'[^}]*secret_data_wo\s*=\s*local\.ca_certificates', redis), "written to ca_secret_id"
     for env in ENVIRONMENTS:
         values = env_values(env)
         vault = values["services"]["vault"]

@@ -172,6 +172,18 @@ def test_cloud_kms_drops_the_disk_and_allows_replicas():
     assert_keys_in_cloud_kms(docs, values, {"minReplicas": 2, "maxReplicas": 5})
 
 
+def test_rotation_needs_no_single_replica(env):
+    """Several replicas are safe during a Cloud KMS rotation: each reads the key's primary version
+    again every vault.kms_primary_refresh_ms (5 s unless set), and the rotation waits that long. The
+    chart leaves the default; an environment may set FINTECH_VAULT__KMS_PRIMARY_REFRESH_MS in env."""
+    data = config(env, "vault")
+    assert "FINTECH_VAULT__KMS_PRIMARY_REFRESH_MS" not in data, "vault's default (5000 ms)"
+    if key_store(env) == "cloud_kms":
+        assert services(env)["vault"]["autoscaling"]["minReplicas"] > 1
+        docs = render(env, "--set", "services.vault.env.FINTECH_VAULT__KMS_PRIMARY_REFRESH_MS=2000")
+        assert config(docs, "vault")["FINTECH_VAULT__KMS_PRIMARY_REFRESH_MS"] == "2000"
+
+
 def test_vault_reaches_no_third_party_by_default(env):
     m = manifest(env)
     data = config(env, "vault")

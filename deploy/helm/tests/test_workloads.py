@@ -82,12 +82,20 @@ def test_restricted_security_context(env, service):
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec(env, service)["volumes"]}
     # The only writable paths are emptyDirs, with a size limit, and a service's own persistent
-    # volume (its claim, inside the data dir).
+    # volume (its claim, inside the data dir). The one other mount is read-only: the Redis server's
+    # CA certificates, the CA key of the service's own Secret only (services with Redis).
     persistent = services(env)[service].get("persistentVolume")
+    read_only = {m["mountPath"] for m in c["volumeMounts"] if m.get("readOnly")}
     for path, volume in mounts.items():
         if persistent and path == persistent["mountPath"]:
             assert volumes[volume] == {"name": volume, "persistentVolumeClaim": {"claimName": full(service)}}
             assert path.startswith("/data/"), "inside the data dir"
+            continue
+        if "secret" in volumes[volume]:
+            assert services(env)[service]["redis"]["enabled"], f"{path}: only the Redis CA is mounted from a Secret"
+            assert path in read_only, path
+            assert volumes[volume]["secret"]["secretName"] == full(service)
+            assert [i["key"] for i in volumes[volume]["secret"]["items"]] == ["redis-ca"], "no other key as a file"
             continue
         assert "emptyDir" in volumes[volume], path
         assert volumes[volume]["emptyDir"]["sizeLimit"], path

@@ -9,6 +9,15 @@ probes, resources, checksums) come from the fintech-lib library chart.
 {{- define "fintech.dataDir" -}}/data{{- end -}}
 
 {{/*
+Where a service with redis.enabled finds the certificate authorities of the Redis server's
+certificate (FINTECH_REDIS__CA_FILE): the key "redis-ca" of its Secret (from redis.caSecret),
+mounted read-only on a folder of its own, outside the data dir.
+*/}}
+{{- define "fintech.redisCaDir" -}}/etc/fintech/redis{{- end -}}
+{{- define "fintech.redisCaFile" -}}/etc/fintech/redis/ca.pem{{- end -}}
+{{- define "fintech.redisCaKey" -}}redis-ca{{- end -}}
+
+{{/*
 Every service, merged over serviceDefaults, as YAML (a map: name -> settings).
 Use: $services := include "fintech.services" . | fromYaml
 Also fills in the derived settings: image repository, Google service account, Secret Manager ids,
@@ -16,7 +25,8 @@ identity's place in the release (auth.identityService): every other service gets
 serviceUrls.FINTECH_AUTH__IDENTITY_URL (it verifies tokens with identity's JWKS), and identity's
 allowedCallers gets every other service (so the network policies let them reach it); and Redis:
 redis.enabled of a service is true only when the release has a Redis (redis.enabled) too, and
-such a service reads FINTECH_REDIS__URL from Secret Manager (secretEnv, secret redis.urlSecret).
+such a service reads FINTECH_REDIS__URL from Secret Manager (secretEnv, secret redis.urlSecret),
+and the CA certificates from there too (redis.caSecret, a file: see fintech.redisCaFile).
 */}}
 {{- define "fintech.services" -}}
 {{- $out := dict -}}
@@ -134,6 +144,7 @@ FINTECH_DATABASE__{{ $key }}__MAX_CONNECTIONS: {{ $svc.database.maxConnections |
 {{- end }}
 {{- if $svc.redis.enabled }}
 FINTECH_REDIS__KEY_PREFIX: {{ $ctx.Values.redis.keyPrefix | quote }}
+FINTECH_REDIS__CA_FILE: {{ include "fintech.redisCaFile" . | quote }}
 {{- end }}
 {{- range $k, $v := $svc.env }}
 {{ $k }}: {{ $v | toString | quote }}
@@ -258,6 +269,13 @@ data:
     remoteRef:
       key: {{ printf "%s%s" $ctx.Values.externalSecrets.secretPrefix $ref.secret }}
       version: {{ $ref.version | default "latest" | toString | quote }}
+  {{- end }}
+  {{- if .svc.redis.enabled }}
+  # The Redis server's CA certificates: public, mounted as a file (FINTECH_REDIS__CA_FILE).
+  - secretKey: {{ include "fintech.redisCaKey" . }}
+    remoteRef:
+      key: {{ printf "%s%s" $ctx.Values.externalSecrets.secretPrefix $ctx.Values.redis.caSecret }}
+      version: {{ $ctx.Values.redis.caSecretVersion | toString | quote }}
   {{- end }}
 {{- end -}}
 

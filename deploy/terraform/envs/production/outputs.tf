@@ -31,7 +31,7 @@ output "database_url_secrets" {
 }
 
 output "redis" {
-  description = "Redis endpoint (TLS), the secrets holding its AUTH string and its URL (Helm redis.urlSecret), and its address range (Helm networkPolicy.redis.cidrs)."
+  description = "Redis endpoint (TLS), the secrets holding its AUTH string, its URL (Helm redis.urlSecret) and its server CA certificates (Helm redis.caSecret), those certificates as PEM, and its address range (Helm networkPolicy.redis.cidrs)."
   value       = module.environment.redis
 }
 

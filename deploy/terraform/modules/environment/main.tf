@@ -10,10 +10,12 @@ locals {
 
   secrets = merge(
     { for svc, _ in module.catalog.databases : "${svc}-database-url" => { accessors = [local.members[svc]] } },
-    # Written by the redis module from the instance: its AUTH string, and the whole URL the
-    # services read as FINTECH_REDIS__URL (rediss://:<AUTH>@<host>:6378/0).
+    # Written by the redis module from the instance: its AUTH string, the whole URL the
+    # services read as FINTECH_REDIS__URL (rediss://:<AUTH>@<host>:6378/0), and the server CA
+    # certificates they trust (FINTECH_REDIS__CA_FILE; public, read the same way as the URL).
     { "redis-auth" = { accessors = [for svc in module.catalog.redis_users : local.members[svc]] } },
     { "redis-url" = { accessors = [for svc in module.catalog.redis_users : local.members[svc]] } },
+    { "redis-ca" = { accessors = [for svc in module.catalog.redis_users : local.members[svc]] } },
     { for secret, users in module.catalog.third_party_secrets : secret => {
       accessors      = [for svc in users : local.members[svc]]
       version_adders = var.secret_operators
@@ -190,6 +192,7 @@ module "redis" {
   memory_size_gb      = var.redis_memory_size_gb
   auth_secret_id      = module.secrets.ids["redis-auth"]
   url_secret_id       = module.secrets.ids["redis-url"]
+  ca_secret_id        = module.secrets.ids["redis-ca"]
   kms_key_name        = local.cmek.redis
   deletion_protection = var.deletion_protection
 }

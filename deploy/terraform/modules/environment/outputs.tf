@@ -32,13 +32,15 @@ output "database_url_secrets" {
 }
 
 output "redis" {
-  description = "Redis endpoint (TLS), the secrets holding its AUTH string and its URL (Helm redis.urlSecret, FINTECH_REDIS__URL), and the address range it is in (Helm networkPolicy.redis.cidrs)."
+  description = "Redis endpoint (TLS), the secrets holding its AUTH string, its URL (Helm redis.urlSecret, FINTECH_REDIS__URL) and its server CA certificates (Helm redis.caSecret, FINTECH_REDIS__CA_FILE), those certificates as PEM (public), and the address range it is in (Helm networkPolicy.redis.cidrs)."
   value = {
-    host        = module.redis.host
-    port        = module.redis.port
-    auth_secret = module.secrets.secret_ids["redis-auth"]
-    url_secret  = module.secrets.secret_ids["redis-url"]
-    cidr        = module.network.private_service_access_cidr
+    host            = module.redis.host
+    port            = module.redis.port
+    auth_secret     = module.secrets.secret_ids["redis-auth"]
+    url_secret      = module.secrets.secret_ids["redis-url"]
+    ca_secret       = module.secrets.secret_ids["redis-ca"]
+    ca_certificates = module.redis.server_ca_certificates
+    cidr            = module.network.private_service_access_cidr
   }
 }
 

@@ -105,6 +105,12 @@ variable "url_secret_id" {
   default     = null
 }
 
+variable "ca_secret_id" {
+  description = "Secret Manager secret (id) that receives the instance's server CA certificates as one PEM bundle (the services' FINTECH_REDIS__CA_FILE, mounted by the chart); null writes none."
+  type        = string
+  default     = null
+}
+
 variable "kms_key_name" {
   description = "Cloud KMS key (same region) for customer-managed encryption; null uses Google-managed keys. The Memorystore service agent needs encrypter/decrypter on it."
   type        = string

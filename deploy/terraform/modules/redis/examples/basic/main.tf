@@ -44,3 +44,7 @@ module "redis" {
 output "host" {
   value = module.redis.host
 }
+
+output "server_ca_certificates" {
+  value = module.redis.server_ca_certificates
+}
