@@ -323,6 +323,8 @@ async fn audit_log_records_security_events_and_verify_detects_tampering() {
             .await
             .unwrap();
     assert!(!data.contains("not her password"), "no password in a security record: {data}");
+    assert!(!data.contains("ana@example.com"), "the address typed is recorded as a hash only: {data}");
+    assert!(data.contains("email_sha256"), "{data}");
     sigterm(&child.0);
     drop(child);
 

@@ -127,6 +127,12 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// The first 16 hex digits of the SHA-256 of an e-mail address as typed: enough to match the
+/// records of one address (hash it the same way), without the text itself.
+fn email_digest(email: &str) -> String {
+    tokens::sha256_hex(email).chars().take(16).collect()
+}
+
 fn now_text() -> String {
     fintech_telemetry::now_rfc3339()
 }
@@ -291,8 +297,11 @@ pub async fn sign_in(
     let email = req.email.trim().to_lowercase();
     let pair = format!("{email}|{}", ip.0);
     state.limits.per_ip.take(&ip.0).await.map_err(IdentityError::TooManyAttempts)?;
+    // Security records name the address typed only by a hash: what was typed may be someone
+    // else's address, or a password in the wrong field, and the audit log cannot forget it.
+    let typed = email_digest(&email);
     if let Err(wait) = state.limits.failures.check(&pair).await {
-        state.security.note("sign_in_throttled", &email, &[("ip", &ip.0)]).await;
+        state.security.note("sign_in_throttled", "-", &[("ip", &ip.0), ("email_sha256", &typed)]).await;
         return Err(IdentityError::TooManyAttempts(wait));
     }
     if req.password.chars().count() > password::MAX_PASSWORD_CHARS {
@@ -315,7 +324,8 @@ pub async fn sign_in(
         }
         _ => {
             state.limits.failures.charge(&pair).await;
-            state.security.note("sign_in_failed", &email, &[("ip", &ip.0)]).await;
+            let account = user.as_ref().map_or("-", |u| u.id.as_str());
+            state.security.note("sign_in_failed", account, &[("ip", &ip.0), ("email_sha256", &typed)]).await;
             Err(IdentityError::InvalidCredentials)
         }
     }

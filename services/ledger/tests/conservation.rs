@@ -155,14 +155,14 @@ async fn conservation(backend: Backend) {
         .await;
         assert_eq!(s, StatusCode::CREATED);
         for id in accounts(currency, count) {
-            let (s, _) =
+            let (s, answer) =
                 send(&http, &token, &base, "/v1/accounts", &json!({ "id": id, "currency": currency }), &mut setup_rng)
                     .await;
-            assert!(s.is_success());
+            assert!(s.is_success(), "opening {id}: {s} {answer}");
             let fund = json!({ "id": format!("open-{id}"), "debit_account_id": funding, "credit_account_id": id,
                                "amount_minor": OPENING_BALANCE, "currency": currency, "code": "funding" });
-            let (s, _) = send(&http, &token, &base, "/v1/transfers", &fund, &mut setup_rng).await;
-            assert!(s.is_success());
+            let (s, answer) = send(&http, &token, &base, "/v1/transfers", &fund, &mut setup_rng).await;
+            assert!(s.is_success(), "funding {id}: {s} {answer}");
         }
     }
 
