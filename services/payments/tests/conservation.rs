@@ -223,9 +223,14 @@ async fn open(app: &TestApp, minter: &Minter, kind: &str) -> (String, String) {
 }
 
 /// Kills the application user's other connections now and then (MariaDB only).
-async fn connection_killer(db: Db, stop: Arc<AtomicBool>, killed: Arc<AtomicUsize>) {
+async fn connection_killer(db: Db, stop: Arc<AtomicBool>, hold: Arc<AtomicBool>, killed: Arc<AtomicUsize>) {
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // Not while the services restart: a start whose connections are killed fails, as it
+        // would crash-loop in a cluster; the test is about requests in flight.
+        if hold.load(Ordering::SeqCst) {
+            continue;
+        }
         let Ok(rows) = sqlx::query(
             "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE user = 'app' AND id <> CONNECTION_ID()",
         )
@@ -283,14 +288,15 @@ async fn conservation(backend: Backend) {
 
     let clients: Vec<_> = (0..CLIENTS).map(|n| tokio::spawn(client(n, shared.clone()))).collect();
     let stop_killer = Arc::new(AtomicBool::new(false));
+    let hold_killer = Arc::new(AtomicBool::new(false));
     let killed = Arc::new(AtomicUsize::new(0));
     let killer = (backend == Backend::MariaDb).then(|| {
         let url = app.database_urls.iter().find(|(s, _)| s == "payments").unwrap().1.clone();
-        let (stop, killed) = (stop_killer.clone(), killed.clone());
+        let (stop, hold, killed) = (stop_killer.clone(), hold_killer.clone(), killed.clone());
         tokio::spawn(async move {
             let db =
                 Db::connect(&url, fintech_db::PoolLimits { max_connections: 1, ..Default::default() }).await.unwrap();
-            connection_killer(db, stop, killed).await;
+            connection_killer(db, stop, hold, killed).await;
         })
     });
 
@@ -298,8 +304,10 @@ async fn conservation(backend: Backend) {
     while shared.done.load(Ordering::SeqCst) < CLIENTS * OPS_PER_CLIENT / 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    hold_killer.store(true, Ordering::SeqCst);
     let (urls, dir, _keep) = app.stop().await;
     let app = TestApp::spawn(&SERVICES, Spawn { reuse: Some((urls, dir)), ..spawn(backend) }).await;
+    hold_killer.store(false, Ordering::SeqCst);
     *shared.base.write().unwrap() = app.base.clone();
     let mut known = Known::new();
     for c in clients {
