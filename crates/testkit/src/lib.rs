@@ -91,34 +91,7 @@ impl MariaDb {
             dir.join("mariadbd.pid").display(),
             dir.join("error.log").display(),
         );
-        // Watchdog: stop the server by pid once this test process is gone, then clean up. It
-        // outlives this process by design, so it is never waited on here.
-        let script = format!(
-            "{server} & child=$!; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
-             kill $child 2>/dev/null; wait $child; rm -rf '{dir}'",
-            parent = std::process::id(),
-            dir = dir.display(),
-        );
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mariadbd");
-
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-                panic!("MariaDB did not start within 60 s:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        start_watched(&server, &dir, port, "MariaDB", "error.log", Duration::from_secs(60));
         // Drop the anonymous users install-db creates (they shadow 'app'@'%' logins), then add
         // the application's user.
         let sql = format!(
@@ -150,6 +123,38 @@ impl MariaDb {
     }
 }
 
+/// Starts `server` (a shell command line) under a watchdog that stops it by pid once this test
+/// process is gone and then removes `dir`, and waits until it accepts connections on `port`;
+/// panics with the server's log (`dir/log`) when it does not within `within`. The watchdog
+/// outlives this process by design, so it is never waited on here.
+fn start_watched(server: &str, dir: &Path, port: u16, name: &str, log: &str, within: Duration) {
+    let script = format!(
+        "{server} & child=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
+         kill $child 2>/dev/null; wait $child; rm -rf '{dir}'",
+        parent = std::process::id(),
+        dir = dir.display(),
+    );
+    #[allow(clippy::zombie_processes)]
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    let deadline = Instant::now() + within;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            let text = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
+            panic!("{name} did not start within {} s:\n{text}", within.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A private Redis server for this test process: no persistence, 127.0.0.1 only, stopped by
 /// pid by a watchdog when the test process exits.
 #[derive(Debug)]
@@ -175,31 +180,7 @@ impl RedisServer {
             dir.display(),
             dir.join("redis.log").display(),
         );
-        let script = format!(
-            "{server} & child=$!; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
-             kill $child 2>/dev/null; wait $child; rm -rf '{dir}'",
-            parent = std::process::id(),
-            dir = dir.display(),
-        );
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
-                panic!("redis-server did not start within 20 s:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        start_watched(&server, &dir, port, "redis-server", "redis.log", Duration::from_secs(20));
         RedisServer { port }
     }
 
