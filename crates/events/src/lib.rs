@@ -6,12 +6,13 @@
 //! - [`inbox`]: consumers record each processed event id in the same transaction as their effect,
 //!   so a redelivered event has no second effect.
 //! - [`EventBus`]: the transport. [`memory::InProcessBus`] serves the embedded mode with Pub/Sub's
-//!   semantics (at-least-once, per-ordering-key order, bounded retries, then a dead letter); a
-//!   Google Pub/Sub implementation plugs in behind the same trait.
+//!   semantics (at-least-once, per-ordering-key order, bounded retries, then a dead letter);
+//!   [`pubsub::PubSubBus`] is Google Cloud Pub/Sub behind the same trait (the distributed mode).
 
 pub mod inbox;
 pub mod memory;
 pub mod outbox;
+pub mod pubsub;
 
 use std::fmt;
 use std::sync::Arc;

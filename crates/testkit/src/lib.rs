@@ -123,15 +123,17 @@ impl MariaDb {
     }
 }
 
-/// Starts `server` (a shell command line) under a watchdog that stops it by pid once this test
-/// process is gone and then removes `dir`, and waits until it accepts connections on `port`;
-/// panics with the server's log (`dir/log`) when it does not within `within`. The watchdog
-/// outlives this process by design, so it is never waited on here.
+/// Starts `server` (a shell command line) in its own process group under a watchdog that stops
+/// the group once this test process is gone and then removes `dir`, and waits until it accepts
+/// connections on `port`; panics with the server's log (`dir/log`) when it does not within
+/// `within`. The group matters for servers with children (the Pub/Sub emulator is a script
+/// that starts a JVM). The watchdog outlives this process by design, so it is never waited on
+/// here.
 fn start_watched(server: &str, dir: &Path, port: u16, name: &str, log: &str, within: Duration) {
     let script = format!(
-        "{server} & child=$!; \
+        "setsid {server} & child=$!; \
          while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
-         kill $child 2>/dev/null; wait $child; rm -rf '{dir}'",
+         kill -- -$child 2>/dev/null; wait $child; rm -rf '{dir}'",
         parent = std::process::id(),
         dir = dir.display(),
     );
@@ -190,6 +192,50 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+/// A private Google Pub/Sub emulator for this test process (`gcloud beta emulators pubsub`, from
+/// the Google Cloud CLI), stopped with its JVM by the watchdog when the test process exits.
+/// Tests isolate themselves by project id ([`PubSubEmulator::project`]).
+#[derive(Debug)]
+pub struct PubSubEmulator {
+    port: u16,
+}
+
+static PUBSUB: OnceLock<PubSubEmulator> = OnceLock::new();
+
+impl PubSubEmulator {
+    /// The process's emulator, started on first use (a few seconds: it is a JVM).
+    pub fn shared() -> &'static PubSubEmulator {
+        PUBSUB.get_or_init(PubSubEmulator::start)
+    }
+
+    fn start() -> PubSubEmulator {
+        let gcloud = require_binary("gcloud", "google-cloud-cli google-cloud-cli-pubsub-emulator");
+        require_binary("java", "default-jre-headless");
+        let dir = tempfile::Builder::new().prefix("fintech-pubsub-").tempdir().unwrap().keep();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let port = free_port();
+        // A private gcloud configuration folder: the emulator must not touch the user's.
+        let server = format!(
+            "env CLOUDSDK_CONFIG='{dir}/gcloud' CLOUDSDK_CORE_DISABLE_PROMPTS=1 {gcloud} beta emulators pubsub start \
+             --host-port=127.0.0.1:{port} --project=fintech-test --data-dir='{dir}/data' >'{dir}/emulator.log' 2>&1",
+            gcloud = gcloud.display(),
+            dir = dir.display(),
+        );
+        start_watched(&server, &dir, port, "the Pub/Sub emulator", "emulator.log", Duration::from_secs(90));
+        PubSubEmulator { port }
+    }
+
+    /// `http://127.0.0.1:<port>`, the endpoint clients are given.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A project id of its own for one test: topics and subscriptions do not meet other tests'.
+    pub fn project(&self) -> String {
+        format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
     }
 }
 
