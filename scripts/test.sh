@@ -32,6 +32,10 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 # The Redis TLS test makes its certificates with openssl.
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+# The Pub/Sub tests (crates/events/tests/pubsub.rs, fintech/tests/cli.rs) start Google's
+# emulator: `gcloud beta emulators pubsub` (Google's apt repository), which runs on Java.
+[ -d /usr/lib/google-cloud-sdk/platform/pubsub-emulator ] || apt_packages+=(google-cloud-cli google-cloud-cli-pubsub-emulator)
+command -v java >/dev/null 2>&1 || apt_packages+=(default-jre-headless)
 # The release-plan tests (fintech/tests/release_plan.rs) start a private docker-registry.
 [ -x /usr/bin/docker-registry ] || apt_packages+=(docker-registry)
 if [ ${#apt_packages[@]} -gt 0 ]; then

@@ -94,7 +94,7 @@ pub(crate) fn load_settings(config: Option<&std::path::Path>) -> anyhow::Result<
 }
 
 /// `publish_events`: whether the in-process bus can reach the consumers, i.e. every service runs
-/// here. A service alone keeps its events in its outbox until the Pub/Sub adapter exists.
+/// here. A service alone keeps its events in its outbox unless `events.backend` is `pubsub`.
 async fn run_services(
     services: &[&dyn Service],
     args: RunArgs,
@@ -114,10 +114,14 @@ async fn run_services(
         .with_context(|| format!("creating the data folder {}", args.data_dir.display()))?;
     let mut host = Host::embedded(source, settings.clone(), args.data_dir.clone(), shutdown.clone());
     host.publish_events = publish_events;
-    if !publish_events {
+    let pubsub = fintech_kit::pubsub_bus(&settings, shutdown.clone()).await?;
+    if let Some(bus) = &pubsub {
+        host.bus = bus.clone();
+        host.publish_events = true;
+    } else if !publish_events {
         tracing::warn!(
-            "no event bus reaches other services from a single service yet: events stay in the outbox \
-             (nothing is lost) until the Pub/Sub adapter is configured"
+            "the in-process bus reaches no other service from a single service: events stay in the outbox \
+             (nothing is lost) until events.backend=pubsub is configured"
         );
     }
     let app = host.start(services).await?;
@@ -145,6 +149,9 @@ async fn run_services(
     .context("serving HTTP")?;
     shutdown.cancel();
     app.close().await;
+    if let Some(bus) = pubsub {
+        bus.closed().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -33,9 +33,18 @@ fn start_up(data_dir: &std::path::Path) -> (Running, String, Duration, mpsc::Rec
 }
 
 fn start(data_dir: &std::path::Path, args: &[&str]) -> (Running, String, Duration, mpsc::Receiver<String>) {
+    start_with(data_dir, args, &[])
+}
+
+fn start_with(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Running, String, Duration, mpsc::Receiver<String>) {
     let started = Instant::now();
     // The data folder comes from its environment variable, as in a container.
     let mut command = fintech();
+    command.envs(env.iter().copied());
     if args.first() == Some(&"serve") {
         // A service alone verifies tokens with identity's keys over HTTP; fetched only when a
         // token arrives, so an address where nothing listens is enough for open routes.
@@ -213,6 +222,9 @@ fn bad_configuration_is_refused_naming_the_key() {
         ("FINTECH_HTTPP__PORT", "1", "httpp is not a configuration section"),
         ("FINTECH_DATABASE__CONTACTUS__URL", "sqlite://x.db", "database.contactus names no service"),
         ("FINTECH_LOG__LEVEL", "info,[", "log.level is not a valid filter"),
+        ("FINTECH_EVENTS__BACKEND", "pubsub", "gcp.project_id is required with events.backend=pubsub"),
+        ("FINTECH_EVENTS__BACKEND", "kafka", "events.backend"),
+        ("FINTECH_EVENTS__PUBSUB_EMULATOR", "http://127.0.0.1:1", "needs events.backend=pubsub"),
     ] {
         let out = fintech().args(["up", "--data-dir"]).arg(dir.path()).env(var, value).output().unwrap();
         assert!(!out.status.success(), "{var}");
@@ -271,6 +283,53 @@ async fn a_service_alone_keeps_its_events_in_the_outbox() {
         .await
         .unwrap();
     assert_eq!(waiting, 1, "not published to a bus no consumer listens on");
+}
+
+/// The distributed mode's event path: contact-us and audit as two processes, each with its own
+/// data folder, on Pub/Sub (the real emulator). The contact request's event reaches audit's log.
+#[tokio::test]
+async fn services_in_separate_processes_exchange_events_over_pubsub() {
+    let emulator = fintech_testkit::PubSubEmulator::shared();
+    let (endpoint, project) = (emulator.endpoint(), emulator.project());
+    let env = [
+        ("FINTECH_EVENTS__BACKEND", "pubsub"),
+        ("FINTECH_EVENTS__PUBSUB_EMULATOR", endpoint.as_str()),
+        ("FINTECH_GCP__PROJECT_ID", project.as_str()),
+        ("FINTECH_EVENTS__PUBSUB_PREFIX", "fintech-local-"),
+    ];
+    let (audit_dir, contact_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // audit first: its subscriptions must exist before anything is published (in GCP, Terraform's).
+    let (audit, _, _, _audit_rx) = start_with(audit_dir.path(), &["serve", "audit", "--port", "0"], &env);
+    let (contact, base, _, _contact_rx) = start_with(contact_dir.path(), &["serve", "contact-us", "--port", "0"], &env);
+    let http = fintech_http::http_client().build().expect("an HTTP client");
+    let contact_request =
+        serde_json::json!({"name": "Ana", "email": "ana@example.com", "subject": "Hi", "message": "Hello"});
+    let created = http.post(format!("{base}/api/contact-us/v1/requests")).json(&contact_request).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+
+    let url = format!("sqlite://{}/audit.db", audit_dir.path().display());
+    let db = fintech_db::Db::connect(&url, fintech_db::PoolLimits::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let types: Vec<String> = loop {
+        let types: Vec<String> = fintech_db::sqlx::query_scalar("SELECT event_type FROM audit_records ORDER BY seq")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        if !types.is_empty() || Instant::now() > deadline {
+            break types;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(types, vec!["contact.requested".to_string()], "the other process's event, once");
+    let contact_db = format!("sqlite://{}/contact-us.db", contact_dir.path().display());
+    let contact_db = fintech_db::Db::connect(&contact_db, fintech_db::PoolLimits::default()).await.unwrap();
+    let (waiting,): (i64,) = fintech_db::sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(contact_db.pool())
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0, "published to Pub/Sub");
+    sigterm(&contact.0);
+    sigterm(&audit.0);
 }
 
 fn audit_verify(data_dir: &std::path::Path, extra: &[&str]) -> (bool, String, String) {

@@ -2,15 +2,18 @@
 //! (`google-cloud-pubsub`: streaming pull, ordering keys, dead-letter policies, and an endpoint
 //! override for the emulator).
 //!
-//! - A topic per event stream (`projects/<project>/topics/<topic>`); the envelope is the message
-//!   data (JSON), its `ordering_key` the message's ordering key, its id and type attributes.
-//! - A subscription per consuming service and topic (`<consumer>.<topic>`), with message
-//!   ordering on, and a dead-letter topic `<subscription>.dead-letter` (with a subscription of the
-//!   same name, so dead letters are kept for an operator) after `RetryPolicy::max_attempts`
-//!   deliveries (Pub/Sub allows 5 to 100). The bus dead-letters itself: when the last attempt
+//! - A topic per event stream (`projects/<project>/topics/<prefix><topic>`, the prefix naming the
+//!   environment: `fintech-prod-identity.events`); the envelope is the message data (JSON), its
+//!   `ordering_key` the message's ordering key, its id and type attributes.
+//! - A subscription per consuming service and topic (`<prefix><consumer>.<topic>`), with message
+//!   ordering on, and one dead-letter topic per consuming service, `<prefix><consumer>.dead-letter`
+//!   (with a subscription `....dead-letter.hold`, so dead letters are kept for an operator), after
+//!   `RetryPolicy::max_attempts` deliveries (Pub/Sub allows 5 to 100). These are the names
+//!   `deploy/terraform/modules/pubsub` creates. The bus dead-letters itself: when the last attempt
 //!   (Pub/Sub's delivery attempt count, which it keeps only for subscriptions with a dead-letter
 //!   policy) fails, it publishes the message to the dead-letter topic with the subscription, the
-//!   attempts and the error as attributes, and acks it once that publish succeeded. The
+//!   attempts and the error as attributes (so the service account publishes to its own
+//!   dead-letter topic), and acks it once that publish succeeded. The
 //!   subscription's own dead-letter policy (same limit) remains the backstop when that publish
 //!   fails. (The emulator cannot forward dead letters of an ordered subscription at all: it fails
 //!   with an internal error.)
@@ -39,14 +42,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{BusError, EventBus, EventEnvelope, EventHandler, Subscription};
 
-/// Suffix of a subscription's dead-letter topic and of the subscription that keeps its messages.
+/// Suffix of a consuming service's dead-letter topic (after the service's name).
 pub const DEAD_LETTER_SUFFIX: &str = ".dead-letter";
+/// Suffix of the subscription that keeps a dead-letter topic's messages (after the topic's name).
+pub const HOLD_SUFFIX: &str = ".hold";
+
+/// The dead-letter topic of the service consuming through `subscription` (`<consumer>.<topic>`).
+pub fn dead_letter_topic(subscription: &str) -> String {
+    let consumer = subscription.split('.').next().unwrap_or(subscription);
+    format!("{consumer}{DEAD_LETTER_SUFFIX}")
+}
 
 /// Where the bus connects.
 #[derive(Debug, Clone)]
 pub struct PubSubConfig {
     /// The Google Cloud project of the topics and subscriptions.
     pub project: String,
+    /// Prefix of every topic and subscription name (`fintech-prod-`), so that environments can
+    /// share a project; empty for none.
+    pub prefix: String,
     /// `http://host:port` of the Pub/Sub emulator. `None`: Google's endpoint with the workload's
     /// credentials (Workload Identity), topics and subscriptions made by Terraform.
     pub emulator: Option<String>,
@@ -62,22 +76,22 @@ pub struct PubSubConfig {
 impl PubSubConfig {
     /// Google's endpoint with the workload's credentials; subscriptions made by Terraform.
     pub fn google(project: impl Into<String>) -> Self {
-        PubSubConfig { project: project.into(), emulator: None, ordering: true }
+        PubSubConfig { project: project.into(), prefix: String::new(), emulator: None, ordering: true }
     }
 
     /// The emulator at `endpoint` (`http://host:port`), no credentials; the bus creates what it uses.
     pub fn emulator(project: impl Into<String>, endpoint: impl Into<String>) -> Self {
-        PubSubConfig { project: project.into(), emulator: Some(endpoint.into()), ordering: true }
+        PubSubConfig { project: project.into(), prefix: String::new(), emulator: Some(endpoint.into()), ordering: true }
     }
 }
 
 impl PubSubConfig {
     fn topic_path(&self, topic: &str) -> String {
-        format!("projects/{}/topics/{topic}", self.project)
+        format!("projects/{}/topics/{}{topic}", self.project, self.prefix)
     }
 
     fn subscription_path(&self, subscription: &str) -> String {
-        format!("projects/{}/subscriptions/{subscription}", self.project)
+        format!("projects/{}/subscriptions/{}{subscription}", self.project, self.prefix)
     }
 }
 
@@ -180,11 +194,11 @@ impl PubSubBus {
         Ok(())
     }
 
-    /// Creates `subscription` (ordered, with its dead-letter topic and the subscription that keeps
-    /// the dead letters) unless it exists (emulator only).
+    /// Creates `subscription` (ordered, with its consumer's dead-letter topic and the subscription
+    /// that keeps the dead letters) unless it exists (emulator only).
     pub async fn ensure_subscription(&self, subscription: &Subscription) -> Result<(), BusError> {
         let Some(admin) = &self.admin else { return Ok(()) };
-        let dead_letter = format!("{}{DEAD_LETTER_SUFFIX}", subscription.name);
+        let dead_letter = dead_letter_topic(&subscription.name);
         self.ensure_topic(&subscription.topic).await?;
         self.ensure_topic(&dead_letter).await?;
         let seconds = |d: Duration| google_cloud_wkt::Duration::clamp(d.as_secs().min(600) as i64, 0);
@@ -208,7 +222,7 @@ impl PubSubBus {
                     .set_dead_letter_topic(self.config.topic_path(&dead_letter))
                     .set_max_delivery_attempts(max_attempts(&subscription.retry)),
             );
-        for request in [main, create(&dead_letter, &dead_letter)] {
+        for request in [main, create(&format!("{dead_letter}{HOLD_SUFFIX}"), &dead_letter)] {
             match request.send().await {
                 Ok(_) => {}
                 Err(e) if is_code(&e, Code::AlreadyExists) => {}
@@ -262,7 +276,7 @@ impl EventBus for PubSubBus {
     async fn subscribe(&self, subscription: Subscription, handler: Arc<dyn EventHandler>) -> Result<(), BusError> {
         self.ensure_subscription(&subscription).await?;
         let path = self.config.subscription_path(&subscription.name);
-        let dead_letters = self.publisher(&format!("{}{DEAD_LETTER_SUFFIX}", subscription.name))?;
+        let dead_letters = self.publisher(&dead_letter_topic(&subscription.name))?;
         let worker = Arc::new(Worker { subscription, handler, dead_letters, queues: Mutex::default() });
         let subscriber = self.subscriber.clone();
         let shutdown = self.shutdown.clone();
@@ -408,7 +422,7 @@ impl Worker {
         match self.dead_letters.publish(letter).await {
             Ok(_) => {
                 tracing::error!(subscription = %name, message_id = %message.message_id,
-                    dead_letter_topic = %format!("{name}{DEAD_LETTER_SUFFIX}"),
+                    dead_letter_topic = %dead_letter_topic(name),
                     "event failed its last attempt and was moved to the dead-letter topic");
                 Ok(())
             }

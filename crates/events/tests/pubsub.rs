@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use fintech_db::sqlx::{self, Row};
 use fintech_db::{Db, PoolLimits};
 use fintech_events::outbox::{OutboxRelay, RelayConfig, stage};
-use fintech_events::pubsub::{DEAD_LETTER_SUFFIX, PubSubBus, PubSubConfig};
+use fintech_events::pubsub::{HOLD_SUFFIX, PubSubBus, PubSubConfig};
 use fintech_events::{EventBus, EventEnvelope, EventHandler, HandlerError, RetryPolicy, Subscription, inbox};
 use fintech_testkit::PubSubEmulator;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,12 @@ use tokio_util::sync::CancellationToken;
 const TOPIC: &str = "orders.events";
 
 async fn bus(project: &str) -> (PubSubBus, CancellationToken) {
-    bus_with(PubSubConfig::emulator(project, PubSubEmulator::shared().endpoint())).await
+    // A prefix, as every environment has.
+    let config = PubSubConfig {
+        prefix: "fintech-test-".into(),
+        ..PubSubConfig::emulator(project, PubSubEmulator::shared().endpoint())
+    };
+    bus_with(config).await
 }
 
 async fn bus_with(config: PubSubConfig) -> (PubSubBus, CancellationToken) {
@@ -297,8 +302,8 @@ async fn a_poison_message_is_dead_lettered_after_the_attempt_limit() {
     // The dead letter arrives on the subscription's dead-letter topic, where an operator reads it.
     let dead = Arc::new(Poisoned { poison: String::new(), attempts: AtomicUsize::new(0), handled: Mutex::default() });
     let dead_sub = Subscription {
-        name: format!("ledger.orders.events{DEAD_LETTER_SUFFIX}"),
-        topic: format!("ledger.orders.events{DEAD_LETTER_SUFFIX}"),
+        name: format!("ledger.dead-letter{HOLD_SUFFIX}"),
+        topic: "ledger.dead-letter".into(),
         retry: RetryPolicy::default(),
     };
     bus.subscribe(dead_sub, dead.clone()).await.unwrap();

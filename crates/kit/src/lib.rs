@@ -36,7 +36,7 @@ use fintech_telemetry::Metrics;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use settings::{AuthSettings, DatabaseSettings, HttpSettings, PlatformSettings};
+pub use settings::{AuthSettings, DatabaseSettings, EventBackend, EventSettings, HttpSettings, PlatformSettings};
 
 /// What a service gets from the platform.
 #[derive(Debug, Clone)]
@@ -199,6 +199,27 @@ impl RunningApp {
             db.close().await;
         }
     }
+}
+
+/// The Pub/Sub bus when `events.backend` is `pubsub` (against `events.pubsub_emulator` when set),
+/// else `None`: the host's in-process bus stays. Its subscriptions stop when `shutdown` fires;
+/// await [`fintech_events::pubsub::PubSubBus::closed`] after the services have stopped.
+pub async fn pubsub_bus(
+    settings: &PlatformSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Option<Arc<fintech_events::pubsub::PubSubBus>>> {
+    use fintech_events::pubsub::{PubSubBus, PubSubConfig};
+    if settings.events.backend != settings::EventBackend::Pubsub {
+        return Ok(None);
+    }
+    let project = settings.gcp.project_id.clone().context("events.backend=pubsub needs gcp.project_id")?;
+    let mut config = match &settings.events.pubsub_emulator {
+        Some(endpoint) => PubSubConfig::emulator(project, endpoint.clone()),
+        None => PubSubConfig::google(project),
+    };
+    config.prefix.clone_from(&settings.events.pubsub_prefix);
+    let bus = PubSubBus::connect(config, shutdown).await.context("connecting to Pub/Sub (events.backend=pubsub)")?;
+    Ok(Some(Arc::new(bus)))
 }
 
 impl Host {

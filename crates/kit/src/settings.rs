@@ -73,7 +73,8 @@ impl Validate for LogSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GcpSettings {
-    /// Project id, used to write trace ids in the form Cloud Logging links.
+    /// Project id: trace ids in the form Cloud Logging links, and the project of the Pub/Sub
+    /// topics and subscriptions (`events.backend=pubsub`).
     pub project_id: Option<String>,
 }
 
@@ -192,6 +193,57 @@ impl Validate for RedisSettings {
     }
 }
 
+/// Which transport carries events between services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventBackend {
+    /// The in-process bus: only services in the same process receive each other's events.
+    #[default]
+    InProcess,
+    /// Google Cloud Pub/Sub (or its emulator, `events.pubsub_emulator`).
+    Pubsub,
+}
+
+/// `events.*` — the event bus.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// `in_process` (the default) or `pubsub` (needs `gcp.project_id`).
+    pub backend: EventBackend,
+    /// `http://host:port` of the Pub/Sub emulator: no credentials, and the bus creates the topics
+    /// and subscriptions it uses. Unset: Google's endpoint with the workload's credentials, and
+    /// Terraform's topics and subscriptions.
+    pub pubsub_emulator: Option<String>,
+    /// Prefix of every topic and subscription name: the environment's (`fintech-prod-`, as
+    /// Terraform names them). Letters, digits, `-`, `_` and `.`, at most 64.
+    pub pubsub_prefix: String,
+}
+
+impl Validate for EventSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if self.pubsub_prefix.len() > 64
+            || !self.pubsub_prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.pubsub_prefix"),
+                "must be at most 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if let Some(e) = &self.pubsub_emulator {
+            if self.backend != EventBackend::Pubsub {
+                return Err(ConfigError::invalid(format!("{prefix}.pubsub_emulator"), "needs events.backend=pubsub"));
+            }
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.pubsub_emulator"),
+                    "must be an http:// URL such as http://127.0.0.1:8085",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Everything the host reads.
 #[derive(Debug, Clone, Default)]
 pub struct PlatformSettings {
@@ -202,6 +254,7 @@ pub struct PlatformSettings {
     pub migrations: MigrationSettings,
     pub auth: AuthSettings,
     pub redis: RedisSettings,
+    pub events: EventSettings,
 }
 
 /// `migrations.*`
@@ -226,7 +279,7 @@ impl Validate for MigrationSettings {
 }
 
 /// The platform's own top-level sections.
-pub const PLATFORM_SECTIONS: &[&str] = &["http", "log", "gcp", "database", "migrations", "auth", "redis"];
+pub const PLATFORM_SECTIONS: &[&str] = &["http", "log", "gcp", "database", "migrations", "auth", "redis", "events"];
 
 impl PlatformSettings {
     /// Loads the platform's sections and refuses names it does not know: a top-level section
@@ -242,6 +295,12 @@ impl PlatformSettings {
             ));
         }
         let settings = Self::load(source)?;
+        if settings.events.backend == EventBackend::Pubsub && settings.gcp.project_id.is_none() {
+            return Err(ConfigError::invalid(
+                "gcp.project_id",
+                "is required with events.backend=pubsub (the project of the topics and subscriptions)",
+            ));
+        }
         if let Some(unknown) = settings.databases.keys().find(|k| !service_keys.contains(k)) {
             return Err(ConfigError::invalid(
                 format!("database.{unknown}"),
@@ -261,6 +320,7 @@ impl PlatformSettings {
             migrations: source.section("migrations")?,
             auth: source.section("auth")?,
             redis: source.section("redis")?,
+            events: source.section("events")?,
         })
     }
 }
