@@ -121,3 +121,20 @@ def test_route_in_service_defaults_is_refused():
 def test_default_namespace_is_refused():
     err = fails("--namespace", "default")
     assert "install the release in a namespace of its own" in err
+
+
+def test_pubsub_prefix_is_required():
+    err = fails("--set", "events.pubsubPrefix=")
+    assert "events.pubsubPrefix is required" in err
+
+
+@pytest.mark.parametrize("prefix", ["fintech-stg", "Fintech-stg-", "fintech-stg--", "a-", "fintech-staging-europe-"])
+def test_pubsub_prefix_is_terraforms_prefix_and_a_dash(prefix):
+    err = fails("--set", f"events.pubsubPrefix={prefix}")
+    assert "/events/pubsubPrefix" in err
+
+
+@pytest.mark.parametrize("name", ["FINTECH_EVENTS__BACKEND", "FINTECH_EVENTS__PUBSUB_EMULATOR"])
+def test_event_settings_are_the_charts(name):
+    err = fails("--set", f"services.audit.env.{name}=in_process")
+    assert f"services.audit.env.{name} is set by the chart itself" in err

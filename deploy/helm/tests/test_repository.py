@@ -85,6 +85,48 @@ def test_chart_names_what_terraform_creates():
         assert keys["FINTECH_VAULT__KMS_FINGERPRINT_KEY"]["version"] == 1, env
 
 
+def test_pubsub_names_are_terraforms():
+    """events.pubsubPrefix is the environment's Terraform prefix followed by "-": the same as the
+    prefix of its service accounts and secrets, and in staging and production the prefix of
+    envs/<env>/terraform.tfvars.example (each ci build passes its own). modules/pubsub names what
+    the services use with that prefix: topics and subscriptions "<prefix>-<name>", and one
+    dead-letter topic per consumer, which the consumer itself may publish to (the bus dead-letters
+    on the last attempt); every subscription keeps a dead-letter policy (Pub/Sub reports delivery
+    attempts only there)."""
+    from conftest import env_values
+
+    terraform = HELM_DIR.parent / "terraform"
+    environment = (terraform / "modules" / "environment" / "main.tf").read_text()
+    pubsub_call = re.search(r'^module "pubsub" \{(.*?)^\}', environment, re.MULTILINE | re.DOTALL)
+    assert pubsub_call and re.search(r"^\s*prefix\s*=\s*var\.prefix\s*$", pubsub_call.group(1), re.MULTILINE)
+    pubsub = (terraform / "modules" / "pubsub" / "main.tf").read_text()
+    for resource, name in (('google_pubsub_topic" "stream', '"${var.prefix}-${each.key}"'),
+                           ('google_pubsub_topic" "dead_letter', '"${var.prefix}-${each.key}.dead-letter"'),
+                           ('google_pubsub_subscription" "consumer', '"${var.prefix}-${each.key}"')):
+        body = re.search(r'^resource "%s" \{(.*?)^\}' % re.escape(resource), pubsub, re.MULTILINE | re.DOTALL)
+        assert body and re.search(r"^\s*name\s*=\s*%s\s*$" % re.escape(name), body.group(1), re.MULTILINE), resource
+        if resource.endswith("consumer"):
+            assert "dead_letter_policy {" in body.group(1), "the bus reads delivery_attempt"
+    grant = re.search(r'^resource "google_pubsub_topic_iam_member" "dead_letter_publisher" \{(.*?)^\}', pubsub,
+                      re.MULTILINE | re.DOTALL)
+    assert grant, "each consumer publishes its own dead letters"
+    assert re.search(r"^\s*for_each\s*=\s*local\.consumers\s*$", grant.group(1), re.MULTILINE)
+    assert re.search(r"^\s*topic\s*=\s*google_pubsub_topic\.dead_letter\[each\.key\]\.name\s*$", grant.group(1),
+                     re.MULTILINE)
+    assert re.search(r'^\s*role\s*=\s*"roles/pubsub\.publisher"\s*$', grant.group(1), re.MULTILINE)
+    assert re.search(r"^\s*member\s*=\s*var\.service_members\[each\.key\]\s*$", grant.group(1), re.MULTILINE)
+    for env in ENVIRONMENTS:
+        values = env_values(env)
+        prefix = values["events"]["pubsubPrefix"]
+        assert prefix == values["workloadIdentity"]["gsaPrefix"] == values["externalSecrets"]["secretPrefix"], env
+        if env == "ci":
+            assert prefix == "fintech-ci-", "the pipeline passes each build's own"
+            continue
+        example = (terraform / "envs" / env / "terraform.tfvars.example").read_text()
+        tf_prefix = re.search(r'^prefix\s*=\s*"([^"]+)"', example, re.MULTILINE)
+        assert tf_prefix and prefix == tf_prefix.group(1) + "-", env
+
+
 def test_no_secret_in_values_files():
     pattern = re.compile(r"(://[^/\s:@]*:[^/\s@]+@|-----BEGIN|password\s*[:=]\s*\S)", re.IGNORECASE)
     for path in [CHART / "values.yaml"] + [values_file(e) for e in ENVIRONMENTS]:

@@ -122,6 +122,11 @@ def test_command_and_environment(env, service):
     assert data["FINTECH_HTTP__PORT"] == "8080"
     assert data["FINTECH_MIGRATIONS__ON_START"] == "false"
     assert data["FINTECH_GCP__PROJECT_ID"] == manifest_project(env)
+    # Events go over Pub/Sub, under the names Terraform gives this environment ("<prefix>-...").
+    assert data["FINTECH_EVENTS__BACKEND"] == "pubsub"
+    assert data["FINTECH_EVENTS__PUBSUB_PREFIX"] == m_values(env)["events"]["pubsubPrefix"]
+    assert data["FINTECH_EVENTS__PUBSUB_PREFIX"].endswith("-")
+    assert "FINTECH_EVENTS__PUBSUB_EMULATOR" not in data, "the emulator is for tests only"
     assert "FINTECH_DATA_DIR" not in data
     assert all(isinstance(v, str) for v in data.values())
     svc = services(env)[service]

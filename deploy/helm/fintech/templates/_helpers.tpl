@@ -129,6 +129,8 @@ FINTECH_HTTP__REQUEST_TIMEOUT_MS: {{ mul (sub ($svc.route.timeoutSeconds | int) 
 {{- end }}
 FINTECH_LOG__LEVEL: {{ $ctx.Values.logLevel | quote }}
 FINTECH_GCP__PROJECT_ID: {{ $ctx.Values.gcp.projectId | quote }}
+FINTECH_EVENTS__BACKEND: "pubsub"
+FINTECH_EVENTS__PUBSUB_PREFIX: {{ $ctx.Values.events.pubsubPrefix | quote }}
 FINTECH_MIGRATIONS__ON_START: "false"
 {{- if $svc.database.enabled }}
 FINTECH_DATABASE__{{ $key }}__MAX_CONNECTIONS: {{ $svc.database.maxConnections | quote }}

@@ -8,6 +8,8 @@ locals {
 
   # Consumer subscriptions of this environment (not the dead-letter hold subscriptions).
   consumer_subscriptions = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id = starts_with(\"${var.prefix}-\") AND NOT resource.labels.subscription_id = ends_with(\".dead-letter.hold\")"
+  # The subscriptions that keep each consumer's dead letters.
+  dead_letter_holds = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id = starts_with(\"${var.prefix}-\") AND resource.labels.subscription_id = ends_with(\".dead-letter.hold\")"
 
   prometheus_selector = "cluster=\"${var.cluster_name}\", namespace=\"${var.namespace}\""
 
@@ -259,13 +261,34 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     }
   }
 
+  # The services dead-letter a message themselves on its last attempt (they publish it to their
+  # dead-letter topic and acknowledge it), which dead_letter_message_count does not count: that
+  # metric covers only the subscriptions' dead-letter policy, the backstop. Every dead letter,
+  # either way, waits in its consumer's hold subscription.
+  conditions {
+    display_name = "Dead letters waiting in a hold subscription"
+    condition_threshold {
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND ${local.dead_letter_holds}"
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
   alert_strategy {
     auto_close = "86400s"
   }
 
   documentation {
     mime_type = "text/markdown"
-    content   = "A consumer gave up on events after its maximum delivery attempts. They wait in \"<subscription consumer>.dead-letter.hold\"; fix the cause, then replay them."
+    content   = "A consumer gave up on events after its maximum delivery attempts. They wait in \"<prefix>-<consumer>.dead-letter.hold\" (attributes dead_letter_subscription, dead_letter_attempts and dead_letter_error when the service dead-lettered them itself); fix the cause, then replay them. The alert stays open while the hold subscription has messages."
   }
 }
 

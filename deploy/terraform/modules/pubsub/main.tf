@@ -151,6 +151,18 @@ resource "google_pubsub_subscription_iam_member" "subscriber" {
   member       = var.service_members[each.value.consumer]
 }
 
+# Each consumer dead-letters a message itself on its last delivery attempt: it publishes the
+# message, with the reason, to its own dead-letter topic and then acknowledges it (the
+# subscription's dead-letter policy above stays as the backstop). It may publish to that topic only.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  for_each = local.consumers
+
+  project = var.project_id
+  topic   = google_pubsub_topic.dead_letter[each.key].name
+  role    = "roles/pubsub.publisher"
+  member  = var.service_members[each.key]
+}
+
 resource "google_pubsub_subscription_iam_member" "dead_letter_reader" {
   for_each = local.dead_letter_readers
 

@@ -37,7 +37,7 @@ variable "topics" {
 }
 
 variable "service_members" {
-  description = "IAM member per service name (e.g. \"serviceAccount:fintech-prod-audit@p.iam.gserviceaccount.com\"), used to grant publish and subscribe rights. Output members of the workload-identity module."
+  description = "IAM member per service name (e.g. \"serviceAccount:fintech-prod-audit@p.iam.gserviceaccount.com\"), used to grant publish and subscribe rights (a consumer also publishes to its own dead-letter topic). Output members of the workload-identity module."
   type        = map(string)
   validation {
     condition     = alltrue([for m in values(var.service_members) : can(regex("^(serviceAccount|group|user|principal|principalSet):", m))])
