@@ -124,6 +124,9 @@ async fn run_services(
              (nothing is lost) until events.backend=pubsub is configured"
         );
     }
+    if let Some(store) = fintech_kit::gcs_store(&settings)? {
+        host.store = store;
+    }
     let app = host.start(services).await?;
 
     let addr = std::net::SocketAddr::new(settings.http.bind.parse().context("http.bind")?, settings.http.port);

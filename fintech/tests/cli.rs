@@ -225,6 +225,8 @@ fn bad_configuration_is_refused_naming_the_key() {
         ("FINTECH_EVENTS__BACKEND", "pubsub", "gcp.project_id is required with events.backend=pubsub"),
         ("FINTECH_EVENTS__BACKEND", "kafka", "events.backend"),
         ("FINTECH_EVENTS__PUBSUB_EMULATOR", "http://127.0.0.1:1", "needs events.backend=pubsub"),
+        ("FINTECH_STORAGE__BACKEND", "gcs", "storage.bucket is required with storage.backend=gcs"),
+        ("FINTECH_STORAGE__BUCKET", "b", "needs storage.backend=gcs"),
     ] {
         let out = fintech().args(["up", "--data-dir"]).arg(dir.path()).env(var, value).output().unwrap();
         assert!(!out.status.success(), "{var}");
@@ -330,6 +332,27 @@ async fn services_in_separate_processes_exchange_events_over_pubsub() {
     assert_eq!(waiting, 0, "published to Pub/Sub");
     sigterm(&contact.0);
     sigterm(&audit.0);
+}
+
+/// `storage.backend=gcs`: the bucket is a Cloud Storage bucket (the real emulator here), and
+/// readiness says whether it can be reached.
+#[tokio::test]
+async fn a_service_keeps_its_objects_in_cloud_storage_when_configured() {
+    let emulator = fintech_testkit::StorageEmulator::shared().endpoint();
+    let http = fintech_http::http_client().build().expect("an HTTP client");
+    for (bucket, ready) in [(fintech_testkit::StorageEmulator::BUCKET, 200), ("no-such-bucket", 503)] {
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("FINTECH_STORAGE__BACKEND", "gcs"),
+            ("FINTECH_STORAGE__BUCKET", bucket),
+            ("FINTECH_STORAGE__EMULATOR", emulator.as_str()),
+        ];
+        let (child, base, _, _rx) = start_with(dir.path(), &["serve", "contact-us", "--port", "0"], &env);
+        let response = http.get(format!("{base}/readyz")).send().await.unwrap();
+        assert_eq!(response.status(), ready, "{bucket}: {}", response.text().await.unwrap());
+        assert!(!dir.path().join("bucket").exists(), "nothing written to the local folder");
+        sigterm(&child.0);
+    }
 }
 
 fn audit_verify(data_dir: &std::path::Path, extra: &[&str]) -> (bool, String, String) {

@@ -36,7 +36,10 @@ use fintech_telemetry::Metrics;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use settings::{AuthSettings, DatabaseSettings, EventBackend, EventSettings, HttpSettings, PlatformSettings};
+pub use settings::{
+    AuthSettings, DatabaseSettings, EventBackend, EventSettings, HttpSettings, PlatformSettings, StorageBackend,
+    StorageSettings,
+};
 
 /// What a service gets from the platform.
 #[derive(Debug, Clone)]
@@ -220,6 +223,29 @@ pub async fn pubsub_bus(
     config.prefix.clone_from(&settings.events.pubsub_prefix);
     let bus = PubSubBus::connect(config, shutdown).await.context("connecting to Pub/Sub (events.backend=pubsub)")?;
     Ok(Some(Arc::new(bus)))
+}
+
+/// The Cloud Storage bucket when `storage.backend` is `gcs`, else `None` (the host's folder stays).
+pub fn gcs_store(settings: &PlatformSettings) -> anyhow::Result<Option<Arc<dyn fintech_storage::ObjectStore>>> {
+    use fintech_storage::gcs::{GcsConfig, GcsStore, LinkSigner};
+    let s = &settings.storage;
+    if s.backend != settings::StorageBackend::Gcs {
+        return Ok(None);
+    }
+    let signer = match (&s.signer_service_account, &s.signing_key_file) {
+        (None, _) => None,
+        (Some(account), None) => Some(LinkSigner::Iam { service_account: account.clone() }),
+        (Some(account), Some(file)) => Some(LinkSigner::PrivateKey {
+            service_account: account.clone(),
+            pem: std::fs::read(file).with_context(|| format!("reading storage.signing_key_file {file}"))?,
+        }),
+    };
+    let config = GcsConfig {
+        bucket: s.bucket.clone().context("storage.backend=gcs needs storage.bucket")?,
+        emulator: s.emulator.clone(),
+        signer,
+    };
+    Ok(Some(Arc::new(GcsStore::new(config).context("building the Cloud Storage client")?)))
 }
 
 impl Host {

@@ -244,6 +244,59 @@ impl Validate for EventSettings {
     }
 }
 
+/// Where objects (attachments, statements) are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// A folder: `<data>/bucket`.
+    #[default]
+    Local,
+    /// A Cloud Storage bucket (`storage.bucket`).
+    Gcs,
+}
+
+/// `storage.*` — the bucket.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// `local` (the default) or `gcs`.
+    pub backend: StorageBackend,
+    /// The Cloud Storage bucket's name (required with `gcs`).
+    pub bucket: Option<String>,
+    /// `http://host:port` of a storage emulator (no credentials). Unset: Google's endpoint.
+    pub emulator: Option<String>,
+    /// The service account whose key signs download links through IAM `signBlob` (GCP: the
+    /// workload's own). Unset, and no `signing_key_file`: no signed links.
+    pub signer_service_account: Option<String>,
+    /// A PEM private key of `signer_service_account` that signs links here instead of IAM.
+    pub signing_key_file: Option<String>,
+}
+
+impl Validate for StorageSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let gcs = self.backend == StorageBackend::Gcs;
+        if gcs && self.bucket.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::invalid(format!("{prefix}.bucket"), "is required with storage.backend=gcs"));
+        }
+        for (key, set) in [
+            ("bucket", self.bucket.is_some()),
+            ("emulator", self.emulator.is_some()),
+            ("signer_service_account", self.signer_service_account.is_some()),
+        ] {
+            if set && !gcs {
+                return Err(ConfigError::invalid(format!("{prefix}.{key}"), "needs storage.backend=gcs"));
+            }
+        }
+        if self.signing_key_file.is_some() && self.signer_service_account.is_none() {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.signing_key_file"),
+                "needs storage.signer_service_account (the key's account)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Everything the host reads.
 #[derive(Debug, Clone, Default)]
 pub struct PlatformSettings {
@@ -255,6 +308,7 @@ pub struct PlatformSettings {
     pub auth: AuthSettings,
     pub redis: RedisSettings,
     pub events: EventSettings,
+    pub storage: StorageSettings,
 }
 
 /// `migrations.*`
@@ -279,7 +333,8 @@ impl Validate for MigrationSettings {
 }
 
 /// The platform's own top-level sections.
-pub const PLATFORM_SECTIONS: &[&str] = &["http", "log", "gcp", "database", "migrations", "auth", "redis", "events"];
+pub const PLATFORM_SECTIONS: &[&str] =
+    &["http", "log", "gcp", "database", "migrations", "auth", "redis", "events", "storage"];
 
 impl PlatformSettings {
     /// Loads the platform's sections and refuses names it does not know: a top-level section
@@ -321,6 +376,7 @@ impl PlatformSettings {
             auth: source.section("auth")?,
             redis: source.section("redis")?,
             events: source.section("events")?,
+            storage: source.section("storage")?,
         })
     }
 }

@@ -1,10 +1,13 @@
 //! Object storage: the bucket behind attachments and statements.
 //!
 //! [`ObjectStore`] is the interface; [`LocalFolderStore`] keeps objects in a folder (the embedded
-//! mode). Cloud Storage plugs in behind the same trait.
+//! mode); [`gcs::GcsStore`] is a Cloud Storage bucket (the distributed mode).
+
+pub mod gcs;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -74,6 +77,12 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError>;
     /// Readiness: the store can be reached and written.
     async fn check(&self) -> Result<(), StorageError>;
+    /// A link that downloads the object without credentials for `ttl`, when the store can make
+    /// one (Cloud Storage's signed URLs); `None` when it cannot, and the service serves the bytes
+    /// itself. The link does not check that the object exists.
+    async fn download_link(&self, _key: &ObjectKey, _ttl: Duration) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
 }
 
 /// Objects as files under `root/objects/`, with metadata under `root/meta/`.

@@ -239,6 +239,49 @@ impl PubSubEmulator {
     }
 }
 
+/// A private Cloud Storage emulator for this test process (`gcp-storage-emulator`, in memory, from
+/// the tools virtualenv `.tools/venv` that scripts/test.sh fills), with one bucket,
+/// [`StorageEmulator::BUCKET`]. Tests isolate themselves by key prefix.
+#[derive(Debug)]
+pub struct StorageEmulator {
+    port: u16,
+}
+
+static STORAGE: OnceLock<StorageEmulator> = OnceLock::new();
+
+impl StorageEmulator {
+    pub const BUCKET: &'static str = "fintech-test";
+
+    /// The process's emulator, started on first use.
+    pub fn shared() -> &'static StorageEmulator {
+        STORAGE.get_or_init(StorageEmulator::start)
+    }
+
+    fn start() -> StorageEmulator {
+        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/gcp-storage-emulator");
+        assert!(
+            binary.is_file(),
+            "gcp-storage-emulator is not installed in .tools/venv: run ./scripts/test.sh, or \
+             `bash -c '. scripts/lib/tools-venv.sh && tools_venv_install scripts/requirements/test-servers.txt'`"
+        );
+        let dir = tempfile::Builder::new().prefix("fintech-gcs-").tempdir().unwrap().keep();
+        let port = free_port();
+        let server = format!(
+            "{} start --host=127.0.0.1 --port={port} --in-memory --default-bucket={} >'{}' 2>&1",
+            binary.display(),
+            Self::BUCKET,
+            dir.join("emulator.log").display(),
+        );
+        start_watched(&server, &dir, port, "the Cloud Storage emulator", "emulator.log", Duration::from_secs(30));
+        StorageEmulator { port }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
 /// Whether this process's effective uid is 0 (from /proc/self/status; no libc binding needed).
 fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
