@@ -227,6 +227,8 @@ fn bad_configuration_is_refused_naming_the_key() {
         ("FINTECH_EVENTS__PUBSUB_EMULATOR", "http://127.0.0.1:1", "needs events.backend=pubsub"),
         ("FINTECH_STORAGE__BACKEND", "gcs", "storage.bucket is required with storage.backend=gcs"),
         ("FINTECH_STORAGE__BUCKET", "b", "needs storage.backend=gcs"),
+        ("FINTECH_SMS__PROVIDERS", "twilio", "sms.twilio.base_url is required: twilio is in sms.providers"),
+        ("FINTECH_SMS__PROVIDERS", "pigeon", "names an unknown provider \"pigeon\""),
     ] {
         let out = fintech().args(["up", "--data-dir"]).arg(dir.path()).env(var, value).output().unwrap();
         assert!(!out.status.success(), "{var}");

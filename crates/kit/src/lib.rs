@@ -14,6 +14,7 @@ pub mod registry;
 pub mod secret_file;
 pub mod security;
 pub mod settings;
+pub mod sms;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -248,6 +249,72 @@ pub fn gcs_store(settings: &PlatformSettings) -> anyhow::Result<Option<Arc<dyn f
     Ok(Some(Arc::new(GcsStore::new(config).context("building the Cloud Storage client")?)))
 }
 
+/// The SMS gateways of `sms.providers`, in order, or `None` when none is named (the file outbox).
+/// Undeliverable messages are recorded in `<data>/outbox/sms/dead-letters.jsonl`.
+pub fn sms_gateways(
+    settings: &PlatformSettings,
+    store: &ratelimit::Store,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Option<sms::GatewaySender>> {
+    let s = &settings.sms;
+    let names = s.provider_names();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let http = fintech_http::http_client()
+        .timeout(std::time::Duration::from_millis(s.timeout_ms))
+        .connect_timeout(std::time::Duration::from_millis(s.timeout_ms.min(3_000)))
+        .build()
+        .context("building the SMS gateways' HTTP client")?;
+    let required = |v: &Option<String>, key: &str| v.clone().with_context(|| format!("sms.{key} is required"));
+    let mut providers: Vec<Arc<dyn sms::SmsProvider>> = Vec::new();
+    for name in names {
+        match name {
+            "twilio" => {
+                let t = &s.twilio;
+                providers.push(Arc::new(sms::TwilioProvider {
+                    base_url: required(&t.base_url, "twilio.base_url")?,
+                    account_sid: required(&t.account_sid, "twilio.account_sid")?,
+                    auth_token: t.auth_token.as_ref().context("sms.twilio.auth_token is required")?.expose().clone(),
+                    from: required(&t.from, "twilio.from")?,
+                    status_callback: t.status_callback.clone(),
+                    http: http.clone(),
+                }));
+            }
+            "vonage" => {
+                let v = &s.vonage;
+                providers.push(Arc::new(sms::VonageProvider {
+                    base_url: required(&v.base_url, "vonage.base_url")?,
+                    api_key: required(&v.api_key, "vonage.api_key")?,
+                    api_secret: v.api_secret.as_ref().context("sms.vonage.api_secret is required")?.expose().clone(),
+                    from: required(&v.from, "vonage.from")?,
+                    http: http.clone(),
+                }));
+            }
+            other => anyhow::bail!("sms.providers names an unknown provider {other:?}"),
+        }
+    }
+    let per_number = ratelimit::Limiter::new(
+        "sms-gateway-per-number",
+        ratelimit::Rule {
+            capacity: s.per_number_per_hour,
+            refill_every: std::time::Duration::from_secs(3600 / u64::from(s.per_number_per_hour.max(1))),
+        },
+        store,
+    );
+    let breaker = sms::BreakerPolicy {
+        failures_to_open: s.breaker_failures,
+        cool_down: std::time::Duration::from_millis(s.breaker_cool_down_ms),
+    };
+    Ok(Some(sms::GatewaySender::new(
+        providers,
+        breaker,
+        sms::RetryPolicy::default(),
+        per_number,
+        data_dir.join("outbox").join(messages::SMS_FOLDER).join("dead-letters.jsonl"),
+    )))
+}
+
 impl Host {
     /// The embedded mode's resources: in-process bus (dead letters in `<data>/dead-letters`),
     /// the bucket as `<data>/bucket`.
@@ -317,7 +384,10 @@ impl Host {
         };
         // One outbox for the whole process (not per service): `<data>/outbox`.
         let messages: Arc<dyn messages::MessageSender> =
-            Arc::new(messages::FileOutbox::new(self.data_dir.join("outbox")));
+            match sms_gateways(&self.settings, &rate_limits, &self.data_dir)? {
+                Some(gateways) => Arc::new(gateways),
+                None => Arc::new(messages::FileOutbox::new(self.data_dir.join("outbox"))),
+            };
         // Relays publish only once every service has started: a consumer (audit) subscribes in
         // its start, and the in-process bus drops what is published to a topic nobody reads yet.
         let mut pending_relays = Vec::new();

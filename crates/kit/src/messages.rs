@@ -31,6 +31,13 @@ pub enum MessageError {
     Invalid(&'static str),
     /// The outbox could not be written.
     Io(std::io::Error),
+    /// Too many messages to this number lately (SMS pumping): try again after this long.
+    Limited(crate::ratelimit::RetryAfter),
+    /// No gateway took the message (they refused it, or none could be reached).
+    Undelivered(String),
+    /// A gateway may have taken the message but did not say: it is not sent again, so the
+    /// recipient gets no duplicate.
+    Ambiguous(String),
 }
 
 impl std::fmt::Display for MessageError {
@@ -38,6 +45,13 @@ impl std::fmt::Display for MessageError {
         match self {
             MessageError::Invalid(why) => write!(f, "message refused: {why}"),
             MessageError::Io(e) => write!(f, "writing the message to the outbox failed: {e}"),
+            MessageError::Limited(wait) => {
+                write!(f, "too many messages to this number; try again in {} s", wait.secs())
+            }
+            MessageError::Undelivered(why) => write!(f, "the message was not delivered: {why}"),
+            MessageError::Ambiguous(why) => {
+                write!(f, "the gateway did not confirm the message ({why}); it is not sent again")
+            }
         }
     }
 }
@@ -45,8 +59,8 @@ impl std::fmt::Display for MessageError {
 impl std::error::Error for MessageError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            MessageError::Invalid(_) => None,
             MessageError::Io(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -103,7 +117,8 @@ impl FileOutbox {
     }
 }
 
-fn check(to: &str, body: &str, kind: &str) -> Result<(), MessageError> {
+/// The checks every sender makes before anything leaves.
+pub(crate) fn check(to: &str, body: &str, kind: &str) -> Result<(), MessageError> {
     let number = to.strip_prefix('+').unwrap_or("");
     if number.is_empty() || to.len() > MAX_TO_CHARS || !number.bytes().all(|b| b.is_ascii_digit()) {
         return Err(MessageError::Invalid("the recipient must be `+` and digits (E.164)"));

@@ -297,6 +297,114 @@ impl Validate for StorageSettings {
     }
 }
 
+/// `sms.twilio.*` — a Twilio-style message API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioSettings {
+    pub base_url: Option<String>,
+    pub account_sid: Option<String>,
+    pub auth_token: Option<Secret<String>>,
+    pub from: Option<String>,
+    /// Where the provider posts delivery statuses (signed with the auth token).
+    pub status_callback: Option<String>,
+}
+
+/// `sms.vonage.*` — a Vonage-style SMS API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VonageSettings {
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub api_secret: Option<Secret<String>>,
+    pub from: Option<String>,
+}
+
+/// `sms.*` — the SMS gateways. Without providers, messages go to the file outbox `<data>/outbox`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsSettings {
+    /// Providers in the order they are tried: a comma-separated list of `twilio` and `vonage`.
+    pub providers: String,
+    pub twilio: TwilioSettings,
+    pub vonage: VonageSettings,
+    /// Messages to one number per hour (SMS pumping), 1 to 100.
+    pub per_number_per_hour: u32,
+    /// How long one provider call may take, in ms (500 to 30000).
+    pub timeout_ms: u64,
+    /// Consecutive failures that open a provider's breaker (1 to 100), and how long it stays open.
+    pub breaker_failures: u32,
+    pub breaker_cool_down_ms: u64,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        SmsSettings {
+            providers: String::new(),
+            twilio: TwilioSettings::default(),
+            vonage: VonageSettings::default(),
+            per_number_per_hour: 5,
+            timeout_ms: 10_000,
+            breaker_failures: 5,
+            breaker_cool_down_ms: 30_000,
+        }
+    }
+}
+
+impl SmsSettings {
+    /// The providers named in `providers`, in order.
+    pub fn provider_names(&self) -> Vec<&str> {
+        self.providers.split(',').map(str::trim).filter(|p| !p.is_empty()).collect()
+    }
+}
+
+impl Validate for SmsSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        check_range(prefix, "per_number_per_hour", self.per_number_per_hour, 1, 100)?;
+        check_range(prefix, "timeout_ms", self.timeout_ms, 500, 30_000)?;
+        check_range(prefix, "breaker_failures", self.breaker_failures, 1, 100)?;
+        check_range(prefix, "breaker_cool_down_ms", self.breaker_cool_down_ms, 1_000, 3_600_000)?;
+        for name in self.provider_names() {
+            let missing = match name {
+                "twilio" => {
+                    let t = &self.twilio;
+                    [
+                        ("base_url", t.base_url.is_none()),
+                        ("account_sid", t.account_sid.is_none()),
+                        ("auth_token", t.auth_token.is_none()),
+                        ("from", t.from.is_none()),
+                    ]
+                    .into_iter()
+                    .find(|(_, m)| *m)
+                }
+                "vonage" => {
+                    let v = &self.vonage;
+                    [
+                        ("base_url", v.base_url.is_none()),
+                        ("api_key", v.api_key.is_none()),
+                        ("api_secret", v.api_secret.is_none()),
+                        ("from", v.from.is_none()),
+                    ]
+                    .into_iter()
+                    .find(|(_, m)| *m)
+                }
+                other => {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.providers"),
+                        format!("names an unknown provider {other:?}; known: twilio, vonage"),
+                    ));
+                }
+            };
+            if let Some((key, _)) = missing {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.{name}.{key}"),
+                    format!("is required: {name} is in sms.providers"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Everything the host reads.
 #[derive(Debug, Clone, Default)]
 pub struct PlatformSettings {
@@ -309,6 +417,7 @@ pub struct PlatformSettings {
     pub redis: RedisSettings,
     pub events: EventSettings,
     pub storage: StorageSettings,
+    pub sms: SmsSettings,
 }
 
 /// `migrations.*`
@@ -334,7 +443,7 @@ impl Validate for MigrationSettings {
 
 /// The platform's own top-level sections.
 pub const PLATFORM_SECTIONS: &[&str] =
-    &["http", "log", "gcp", "database", "migrations", "auth", "redis", "events", "storage"];
+    &["http", "log", "gcp", "database", "migrations", "auth", "redis", "events", "storage", "sms"];
 
 impl PlatformSettings {
     /// Loads the platform's sections and refuses names it does not know: a top-level section
@@ -377,6 +486,7 @@ impl PlatformSettings {
             redis: source.section("redis")?,
             events: source.section("events")?,
             storage: source.section("storage")?,
+            sms: source.section("sms")?,
         })
     }
 }
