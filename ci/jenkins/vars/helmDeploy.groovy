@@ -33,7 +33,7 @@ Map call(Map args = [:]) {
     if (cfg.environment == 'ci') {
         // each CI build has its own Terraform prefix (deploy/helm/fintech/values-ci.yaml)
         overrides = ["workloadIdentity.gsaPrefix=${e.prefix}-", "externalSecrets.secretPrefix=${e.prefix}-",
-                     "events.pubsubPrefix=${e.prefix}-",
+                     "events.pubsubPrefix=${e.prefix}-", "storage.bucketPrefix=${e.prefix}-",
                      "cloudSql.instanceConnectionName=${e.sqlConnectionName}"]
     }
     String previous = '0'

@@ -50,9 +50,10 @@ def identity_service(env: str) -> str:
 def services(env: str) -> dict:
     """Each service's settings in an environment, merged over serviceDefaults, with what the chart
     derives from auth.identityService: every other service calls identity (its serviceUrls get
-    FINTECH_AUTH__IDENTITY_URL) and identity admits them all (its allowedCallers); and from redis:
+    FINTECH_AUTH__IDENTITY_URL) and identity admits them all (its allowedCallers); from redis:
     a service's redis.enabled holds only when the release has a Redis, and such a service reads
-    FINTECH_REDIS__URL from Secret Manager (its secretEnv)."""
+    FINTECH_REDIS__URL from Secret Manager (its secretEnv); and from sms: each listed provider is an
+    external endpoint (its base URL and address ranges) and a secretEnv entry (its credential)."""
     values = env_values(env)
     out = {name: merge(values["serviceDefaults"], svc or {}) for name, svc in values["services"].items()}
     for svc in out.values():
@@ -61,6 +62,13 @@ def services(env: str) -> dict:
         if uses_redis:
             svc["secretEnv"] = {**(svc.get("secretEnv") or {}), REDIS_URL: {
                 "secret": values["redis"]["urlSecret"], "version": values["redis"]["secretVersion"]}}
+        sms = svc.get("sms") or {}
+        for provider in sms.get("providers") or []:
+            settings = sms[provider]
+            key, variable = SMS_CREDENTIALS[provider]
+            svc["externalEndpoints"] = {**(svc.get("externalEndpoints") or {}), sms_url(provider): {
+                "url": settings["baseUrl"], "cidrs": settings.get("cidrs") or []}}
+            svc["secretEnv"] = {**(svc.get("secretEnv") or {}), variable: settings[key]}
     identity = identity_service(env)
     if identity in out:
         callers = list(out[identity]["allowedCallers"])
@@ -73,6 +81,14 @@ def services(env: str) -> dict:
 
 
 REDIS_URL = "FINTECH_REDIS__URL"
+# Each SMS provider's credential: its key under services.<name>.sms.<provider>, and its variable.
+SMS_CREDENTIALS = {"twilio": ("authToken", "FINTECH_SMS__TWILIO__AUTH_TOKEN"),
+                   "vonage": ("apiSecret", "FINTECH_SMS__VONAGE__API_SECRET")}
+
+
+def sms_url(provider: str) -> str:
+    """The variable of an SMS provider's base URL (an external endpoint of the service)."""
+    return f"FINTECH_SMS__{provider.upper()}__BASE_URL"
 
 
 def key_store(env: str) -> str:

@@ -138,3 +138,33 @@ def test_pubsub_prefix_is_terraforms_prefix_and_a_dash(prefix):
 def test_event_settings_are_the_charts(name):
     err = fails("--set", f"services.audit.env.{name}=in_process")
     assert f"services.audit.env.{name} is set by the chart itself" in err
+
+
+def test_bucket_needs_the_bucket_prefix():
+    err = fails("--set", "storage.bucketPrefix=")
+    assert 'services.contact-us.bucket is "attachments", but storage.bucketPrefix is empty' in err
+
+
+@pytest.mark.parametrize("prefix", ["fintech-stg", "Fintech-stg-", "fintech-stg--", "a-", "fintech-staging-europe-"])
+def test_bucket_prefix_is_terraforms_prefix_and_a_dash(prefix):
+    err = fails("--set", f"storage.bucketPrefix={prefix}")
+    assert "/storage/bucketPrefix" in err
+
+
+@pytest.mark.parametrize("bucket", ["Attachments", "a", "attachments.eu", "-attachments"])
+def test_bucket_is_a_terraform_bucket_key(bucket):
+    err = fails("--set", f"services.contact-us.bucket={bucket}")
+    assert "/services/contact-us/bucket" in err
+
+
+@pytest.mark.parametrize("name", ["FINTECH_STORAGE__BACKEND", "FINTECH_STORAGE__BUCKET", "FINTECH_STORAGE__EMULATOR",
+                                  "FINTECH_STORAGE__SIGNING_KEY_FILE", "FINTECH_SMS__PROVIDERS"])
+def test_storage_and_sms_settings_are_the_charts(name):
+    err = fails("--set", f"services.contact-us.env.{name}=x")
+    assert f"services.contact-us.env.{name} is set by the chart itself" in err
+
+
+@pytest.mark.parametrize("key", ["bucket=attachments", "sms.providers[0]=twilio"])
+def test_bucket_and_sms_in_service_defaults_are_refused(key):
+    err = fails("--set", f"serviceDefaults.{key}")
+    assert "serviceDefaults" in err

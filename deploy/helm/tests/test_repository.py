@@ -127,6 +127,71 @@ def test_pubsub_names_are_terraforms():
         assert tf_prefix and prefix == tf_prefix.group(1) + "-", env
 
 
+def test_bucket_names_are_terraforms():
+    """storage.bucketPrefix is the environment's Terraform prefix followed by "-", like the other
+    prefixes; modules/storage names a bucket "<prefix>-<key>" with the catalog's keys and makes the
+    services that list it its object users; and the chart gives each service with buckets in the
+    catalog one of them (`bucket`), and no other. Its account signs the download links as itself:
+    the workload-identity module grants it roles/iam.serviceAccountTokenCreator on itself, the
+    catalog asks for that for every service with buckets, and the IAM Credentials API is on."""
+    from conftest import env_values
+
+    repo = HELM_DIR.parent.parent
+    terraform = HELM_DIR.parent / "terraform"
+    environment = (terraform / "modules" / "environment" / "main.tf").read_text()
+    call = re.search(r'^module "storage" \{(.*?)^\}', environment, re.MULTILINE | re.DOTALL)
+    assert call and re.search(r"^\s*prefix\s*=\s*var\.prefix\s*$", call.group(1), re.MULTILINE)
+    assert re.search(r"for bucket, users in module\.catalog\.buckets", call.group(1))
+    assert re.search(r"object_users\s*=\s*\[for svc in users : local\.members\[svc\]\]", call.group(1))
+    storage = (terraform / "modules" / "storage" / "main.tf").read_text()
+    assert re.search(r'^\s*name\s*=\s*"\$\{var\.prefix\}-\$\{each\.key\}"\s*$', storage, re.MULTILINE)
+    catalog = yaml.safe_load((terraform / "services.yaml").read_text())["services"]
+    base = yaml.safe_load((CHART / "values.yaml").read_text())
+    for name, svc in base["services"].items():
+        bucket = (svc or {}).get("bucket")
+        buckets = (catalog.get(name) or {}).get("buckets") or []
+        if buckets:
+            assert bucket in buckets, f"{name}: services.{name}.bucket must name one of {buckets}"
+        else:
+            assert bucket is None, f"{name} has no bucket in deploy/terraform/services.yaml"
+    assert base["services"]["contact-us"]["bucket"] == "attachments"
+    identity = (terraform / "modules" / "workload-identity" / "main.tf").read_text()
+    grant = re.search(r'^resource "google_service_account_iam_member" "sign_blob" \{(.*?)^\}', identity,
+                      re.MULTILINE | re.DOTALL)
+    assert grant, "a service with buckets signs its links through IAM signBlob as itself"
+    assert re.search(r"for_each\s*=.*if s\.sign_blob", grant.group(1))
+    assert re.search(r'^\s*role\s*=\s*"roles/iam\.serviceAccountTokenCreator"\s*$', grant.group(1), re.MULTILINE)
+    assert re.search(r"^\s*service_account_id\s*=\s*google_service_account\.service\[each\.key\]\.name\s*$",
+                     grant.group(1), re.MULTILINE)
+    assert re.search(r"^\s*member\s*=\s*google_service_account\.service\[each\.key\]\.member\s*$",
+                     grant.group(1), re.MULTILINE)
+    outputs = (terraform / "modules" / "catalog" / "outputs.tf").read_text()
+    assert re.search(r"^\s*sign_blob\s*=\s*length\(s\.buckets\) > 0\s*$", outputs, re.MULTILINE)
+    assert '"iamcredentials.googleapis.com"' in (terraform / "modules" / "project-services" / "variables.tf").read_text()
+    for env in ENVIRONMENTS:
+        values = env_values(env)
+        prefix = values["storage"]["bucketPrefix"]
+        assert prefix == values["events"]["pubsubPrefix"] == values["workloadIdentity"]["gsaPrefix"], env
+    assert "storage.bucketPrefix=${e.prefix}-" in (repo / "ci" / "jenkins" / "vars" / "helmDeploy.groovy").read_text(), \
+        "each CI build passes its own prefix"
+
+
+def test_sms_secrets_are_terraforms():
+    """The Secret Manager secrets of identity's SMS gateways are declared in deploy/terraform's
+    catalog, readable by identity (an operator adds their values)."""
+    catalog = yaml.safe_load((HELM_DIR.parent / "terraform" / "services.yaml").read_text())["services"]
+    base = yaml.safe_load((CHART / "values.yaml").read_text())
+    for name, svc in base["services"].items():
+        sms = (svc or {}).get("sms")
+        if not sms:
+            continue
+        declared = (catalog.get(name) or {}).get("secrets") or []
+        assert sms["twilio"]["authToken"]["secret"] in declared, name
+        assert sms["vonage"]["apiSecret"]["secret"] in declared, name
+    assert base["services"]["identity"]["sms"]["twilio"]["authToken"]["secret"] == "identity-twilio-auth-token"
+    assert base["services"]["identity"]["sms"]["vonage"]["apiSecret"]["secret"] == "identity-vonage-api-secret"
+
+
 def test_no_secret_in_values_files():
     pattern = re.compile(r"(://[^/\s:@]*:[^/\s@]+@|-----BEGIN|password\s*[:=]\s*\S)", re.IGNORECASE)
     for path in [CHART / "values.yaml"] + [values_file(e) for e in ENVIRONMENTS]:

@@ -130,6 +130,19 @@ def test_command_and_environment(env, service):
     assert "FINTECH_DATA_DIR" not in data
     assert all(isinstance(v, str) for v in data.values())
     svc = services(env)[service]
+    # A service with a bucket keeps its objects in Cloud Storage, in the bucket Terraform names
+    # "<prefix>-<key>", and signs its download links as its own Google service account.
+    storage = {k: v for k, v in data.items() if k.startswith("FINTECH_STORAGE__")}
+    if svc.get("bucket"):
+        assert storage == {
+            "FINTECH_STORAGE__BACKEND": "gcs",
+            "FINTECH_STORAGE__BUCKET": m_values(env)["storage"]["bucketPrefix"] + svc["bucket"],
+            "FINTECH_STORAGE__SIGNER_SERVICE_ACCOUNT": gsa(env, service),
+        }, "no emulator and no signing key file in a cluster"
+        assert storage["FINTECH_STORAGE__SIGNER_SERVICE_ACCOUNT"] == manifest(env).one(
+            "ServiceAccount", full(service))["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+    else:
+        assert storage == {}, "no bucket: the local folder <data>/bucket"
     grace = int(data["FINTECH_HTTP__SHUTDOWN_GRACE_MS"]) // 1000
     if svc.get("route"):
         assert int(data["FINTECH_HTTP__REQUEST_TIMEOUT_MS"]) == (svc["route"]["timeoutSeconds"] - 1) * 1000

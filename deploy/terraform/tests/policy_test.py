@@ -26,6 +26,10 @@ Run: python3 deploy/terraform/tests/policy_test.py  (standard library only)
    keys or imports; the kms module's rotator role holds exactly what vault's rotation needs; and
    every environment gives vault its key-encryption key with rotators and its fingerprint key as
    a MAC key with signer_verifiers, at the key-encryption key's protection level.
+10. roles/iam.serviceAccountTokenCreator (which signs blobs and mints tokens as an account) is
+   granted only by a google_service_account_iam_member on a service account to that same account
+   (a service signing its download links as itself): never on another account, never project-wide,
+   never in a binding.
 
 Each rule is also run against small bad snippets, so a rule that silently stops matching
 fails here too.
@@ -483,9 +487,42 @@ def check_kms_least_privilege(root: pathlib.Path):
     return problems
 
 
+TOKEN_CREATOR = '"roles/iam.serviceAccountTokenCreator"'
+# service_account_id = google_service_account.<name>[each.key].name, member = the same account's .member
+SELF_ACCOUNT = re.compile(r"^\s*service_account_id\s*=\s*google_service_account\.(\w+)\[each\.key\]\.name\s*$", re.MULTILINE)
+SELF_MEMBER = re.compile(r"^\s*member\s*=\s*google_service_account\.(\w+)\[each\.key\]\.member\s*$", re.MULTILINE)
+
+
+def check_token_creator_only_on_itself(root: pathlib.Path):
+    problems = []
+    for path in tf_files(root):
+        rel = path.relative_to(root)
+        code = strip_comments(path.read_text())
+        total = code.count(TOKEN_CREATOR)
+        if not total:
+            continue
+        self_grants = 0
+        for kind in sorted(set(re.findall(r'^resource\s+"([\w-]+)"', code, re.MULTILINE))):
+            for label, body in blocks(code, rf'resource\s+"{kind}"'):
+                if TOKEN_CREATOR not in body:
+                    continue
+                account, member = SELF_ACCOUNT.search(body), SELF_MEMBER.search(body)
+                if kind == "google_service_account_iam_member" and account and member \
+                        and account.group(1) == member.group(1):
+                    self_grants += body.count(TOKEN_CREATOR)
+                else:
+                    problems.append(f"{rel}: {kind}.{label} grants roles/iam.serviceAccountTokenCreator other than on an "
+                                    "account to itself (google_service_account_iam_member with service_account_id "
+                                    "and member of the same google_service_account.<name>[each.key])")
+                    self_grants += body.count(TOKEN_CREATOR)
+        if total > self_grants:
+            problems.append(f"{rel}: roles/iam.serviceAccountTokenCreator outside a resource that grants an account to itself")
+    return problems
+
+
 RULES = (check_destructive_settings, check_variables_documented, check_module_layout,
          check_versions, check_no_literal_secrets, check_wiring, check_environment_profiles,
-         check_subscription_names, check_kms_least_privilege)
+         check_subscription_names, check_kms_least_privilege, check_token_creator_only_on_itself)
 
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -517,6 +554,11 @@ class RepositoryFollowsPolicy(unittest.TestCase):
 
     def test_kms_grants_only_what_vault_needs(self):
         self.assertEqual(check_kms_least_privilege(ROOT), [])
+
+    def test_token_creator_only_on_the_account_itself(self):
+        self.assertEqual(check_token_creator_only_on_itself(ROOT), [])
+        grant = (ROOT / "modules" / "workload-identity" / "main.tf").read_text()
+        self.assertIn(TOKEN_CREATOR, strip_comments(grant), "the services with buckets sign their links as themselves")
 
 
 class RulesCatchViolations(unittest.TestCase):
@@ -694,6 +736,28 @@ class RulesCatchViolations(unittest.TestCase):
         no_mac = self.tree({"modules/environment/main.tf": environment.replace('purpose = "MAC", ', '')})
         self.assertEqual(check_kms_least_privilege(no_mac), [
             'modules/environment/main.tf: kms_keys.vault-fingerprint must be one line with purpose = "MAC" and signer_verifiers'])
+
+    def test_token_creator_only_on_itself(self):
+        good = ('resource "google_service_account_iam_member" "sign_blob" {\n  for_each = local.signers\n'
+                '  service_account_id = google_service_account.service[each.key].name\n'
+                '  role               = "roles/iam.serviceAccountTokenCreator"\n'
+                '  member             = google_service_account.service[each.key].member\n}\n')
+        self.assertEqual(check_token_creator_only_on_itself(self.tree({"modules/wi/main.tf": good})), [])
+        bad = self.tree({
+            "modules/wi/main.tf": good.replace("service[each.key].member", "other[each.key].member")
+                                  + '# "roles/iam.serviceAccountTokenCreator" in a comment does not count\n',
+            "modules/p/main.tf": 'resource "google_project_iam_member" "m" {\n  project = "p"\n'
+                                 '  role    = "roles/iam.serviceAccountTokenCreator"\n  member  = "user:a@b"\n}\n',
+            "modules/b/main.tf": good.replace("google_service_account_iam_member", "google_service_account_iam_binding"),
+            "modules/l/main.tf": 'locals {\n  roles = ["roles/iam.serviceAccountTokenCreator"]\n}\n',
+        })
+        problems = check_token_creator_only_on_itself(bad)
+        self.assertEqual(len(problems), 4, problems)
+        for where in ("modules/wi/main.tf: google_service_account_iam_member.sign_blob",
+                      "modules/p/main.tf: google_project_iam_member.m",
+                      "modules/b/main.tf: google_service_account_iam_binding.sign_blob",
+                      "modules/l/main.tf: roles/iam.serviceAccountTokenCreator outside"):
+            self.assertTrue(any(p.startswith(where) for p in problems), where)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ serviceUrls.FINTECH_AUTH__IDENTITY_URL (it verifies tokens with identity's JWKS)
 allowedCallers gets every other service (so the network policies let them reach it); and Redis:
 redis.enabled of a service is true only when the release has a Redis (redis.enabled) too, and
 such a service reads FINTECH_REDIS__URL from Secret Manager (secretEnv, secret redis.urlSecret),
-and the CA certificates from there too (redis.caSecret, a file: see fintech.redisCaFile).
+and the CA certificates from there too (redis.caSecret, a file: see fintech.redisCaFile); and SMS:
+each provider in sms.providers becomes an external endpoint (FINTECH_SMS__<PROVIDER>__BASE_URL,
+its URL and address ranges: the ConfigMap and the egress) and a secretEnv entry (its credential).
 */}}
 {{- define "fintech.services" -}}
 {{- $out := dict -}}
@@ -53,6 +55,23 @@ and the CA certificates from there too (redis.caSecret, a file: see fintech.redi
 {{- if $redis -}}
 {{- $secrets := deepCopy ($s.secretEnv | default dict) -}}
 {{- $_ := set $secrets "FINTECH_REDIS__URL" (dict "secret" $.Values.redis.urlSecret "version" $.Values.redis.secretVersion) -}}
+{{- $_ := set $s "secretEnv" $secrets -}}
+{{- end -}}
+{{- $sms := $s.sms | default dict -}}
+{{- if $sms.providers -}}
+{{- $endpoints := deepCopy ($s.externalEndpoints | default dict) -}}
+{{- $secrets := deepCopy ($s.secretEnv | default dict) -}}
+{{- if has "twilio" $sms.providers -}}
+{{- $twilio := $sms.twilio | default dict -}}
+{{- $_ := set $endpoints "FINTECH_SMS__TWILIO__BASE_URL" (dict "url" $twilio.baseUrl "cidrs" ($twilio.cidrs | default list)) -}}
+{{- $_ := set $secrets "FINTECH_SMS__TWILIO__AUTH_TOKEN" ($twilio.authToken | default dict) -}}
+{{- end -}}
+{{- if has "vonage" $sms.providers -}}
+{{- $vonage := $sms.vonage | default dict -}}
+{{- $_ := set $endpoints "FINTECH_SMS__VONAGE__BASE_URL" (dict "url" $vonage.baseUrl "cidrs" ($vonage.cidrs | default list)) -}}
+{{- $_ := set $secrets "FINTECH_SMS__VONAGE__API_SECRET" ($vonage.apiSecret | default dict) -}}
+{{- end -}}
+{{- $_ := set $s "externalEndpoints" $endpoints -}}
 {{- $_ := set $s "secretEnv" $secrets -}}
 {{- end -}}
 {{- $_ := set $out $name $s -}}
@@ -148,9 +167,46 @@ FINTECH_DATABASE__{{ $key }}__MAX_CONNECTIONS: {{ $svc.database.maxConnections |
 FINTECH_REDIS__KEY_PREFIX: {{ $ctx.Values.redis.keyPrefix | quote }}
 FINTECH_REDIS__CA_FILE: {{ include "fintech.redisCaFile" . | quote }}
 {{- end }}
+{{- if $svc.bucket }}
+FINTECH_STORAGE__BACKEND: "gcs"
+FINTECH_STORAGE__BUCKET: {{ printf "%s%s" $ctx.Values.storage.bucketPrefix $svc.bucket | quote }}
+FINTECH_STORAGE__SIGNER_SERVICE_ACCOUNT: {{ $svc.gcpServiceAccount | quote }}
+{{- end }}
+{{- with $svc.sms }}
+{{- if .providers }}
+FINTECH_SMS__PROVIDERS: {{ join "," .providers | quote }}
+{{- if has "twilio" .providers }}
+{{- $twilio := .twilio | default dict }}
+FINTECH_SMS__TWILIO__ACCOUNT_SID: {{ include "fintech.tomlString" ($twilio.accountSid | default "") | quote }}
+FINTECH_SMS__TWILIO__FROM: {{ include "fintech.tomlString" ($twilio.from | default "") | quote }}
+{{- with $twilio.statusCallback }}
+FINTECH_SMS__TWILIO__STATUS_CALLBACK: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if has "vonage" .providers }}
+{{- $vonage := .vonage | default dict }}
+FINTECH_SMS__VONAGE__API_KEY: {{ include "fintech.tomlString" ($vonage.apiKey | default "") | quote }}
+FINTECH_SMS__VONAGE__FROM: {{ include "fintech.tomlString" ($vonage.from | default "") | quote }}
+{{- end }}
+{{- range $key, $env := dict "perNumberPerHour" "PER_NUMBER_PER_HOUR" "timeoutMs" "TIMEOUT_MS" "breakerFailures" "BREAKER_FAILURES" "breakerCoolDownMs" "BREAKER_COOL_DOWN_MS" }}
+{{- with get $svc.sms $key }}
+FINTECH_SMS__{{ $env }}: {{ . | int | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $k, $v := $svc.env }}
 {{ $k }}: {{ $v | toString | quote }}
 {{- end }}
+{{- end -}}
+
+{{/*
+A string as the configuration reads it from an environment variable: in double quotes, so that a
+value of digits (a sender number, an API key) stays a string instead of becoming a number. The
+schema keeps quotes and backslashes out of the values this is used for.
+*/}}
+{{- define "fintech.tomlString" -}}
+{{- printf "\"%s\"" . -}}
 {{- end -}}
 
 {{/*
@@ -303,8 +359,8 @@ data:
 
 {{/*
 NetworkPolicy egress rules to Google: the GKE metadata server (Workload Identity tokens) and
-Google APIs over Private Google Access (Secret Manager, Cloud SQL Admin, Pub/Sub, Storage, Cloud
-KMS for vault's cloud_kms key store...).
+Google APIs over Private Google Access (Secret Manager, Cloud SQL Admin, Pub/Sub, Storage, IAM
+Credentials for signed download links, Cloud KMS for vault's cloud_kms key store...).
 NetworkPolicy cannot match host names, so the APIs are reached through the private VIP ranges
 that *.googleapis.com resolves to inside the VPC.
 */}}

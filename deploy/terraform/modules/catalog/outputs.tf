@@ -4,10 +4,11 @@ output "services" {
 }
 
 output "workload_identities" {
-  description = "Input for the workload-identity module: each service with the project roles it needs (Cloud SQL client for the Auth Proxy if it owns a database)."
+  description = "Input for the workload-identity module: each service with the project roles it needs (Cloud SQL client for the Auth Proxy if it owns a database), and whether it signs blobs as itself (a service with buckets: its V4 signed download links)."
   value = {
     for name, s in local.services : name => {
       project_roles = s.database != null ? ["roles/cloudsql.client"] : []
+      sign_blob     = length(s.buckets) > 0
     }
   }
 }

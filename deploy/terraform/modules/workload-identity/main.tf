@@ -30,6 +30,17 @@ resource "google_service_account_iam_binding" "workload_identity" {
   ]
 }
 
+# A service that hands out V4 signed URLs (its bucket's download links) signs them through IAM
+# signBlob as its own account: roles/iam.serviceAccountTokenCreator on that account, and on no
+# other, so it can sign only as itself (never impersonate another service). No key is created.
+resource "google_service_account_iam_member" "sign_blob" {
+  for_each = { for name, s in var.services : name => s if s.sign_blob }
+
+  service_account_id = google_service_account.service[each.key].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = google_service_account.service[each.key].member
+}
+
 resource "google_project_iam_member" "service" {
   for_each = local.project_roles
 

@@ -51,12 +51,15 @@ variable "services" {
     accounts can act as (namespace and kubernetes_service_accounts, overridable per service).
     project_roles are the project-level roles it needs (e.g. roles/cloudsql.client for the Cloud
     SQL Auth Proxy); rights on single resources (topics, buckets, secrets, keys) are granted by
-    the module that owns the resource.
+    the module that owns the resource. sign_blob lets the account sign blobs as itself (IAM
+    signBlob, roles/iam.serviceAccountTokenCreator on its own account only): a service that signs
+    Cloud Storage V4 download links.
   EOT
   type = map(object({
     namespace                   = optional(string)
     kubernetes_service_accounts = optional(list(string))
     project_roles               = optional(list(string), [])
+    sign_blob                   = optional(bool, false)
   }))
   validation {
     condition     = alltrue([for name, _ in var.services : can(regex("^[a-z][a-z0-9-]{0,12}[a-z0-9]$", name))])

@@ -41,6 +41,17 @@ run "derives_streams_and_databases_from_the_real_catalog" {
     condition     = length(output.workload_identities["web"].project_roles) == 0 && contains(output.workload_identities["ledger"].project_roles, "roles/cloudsql.client")
     error_message = "Only services with a database get the Cloud SQL client role."
   }
+
+  # Signed download links are signed by IAM signBlob as the service's own account.
+  assert {
+    condition     = output.buckets["attachments"] == tolist(["contact-us"]) && output.buckets["statements"] == tolist(["statements"])
+    error_message = "contact-us uses the attachments bucket and statements the statements bucket, each alone."
+  }
+
+  assert {
+    condition     = sort([for name, w in output.workload_identities : name if w.sign_blob]) == tolist(["contact-us", "statements"])
+    error_message = "Exactly the services with buckets (contact-us, statements) sign blobs as themselves."
+  }
 }
 
 run "wires_accounts_and_payments_to_the_ledger" {
@@ -96,6 +107,11 @@ run "gives_identity_its_database_and_secrets" {
   assert {
     condition     = output.third_party_secrets["identity-bootstrap-admin-password"] == tolist(["identity"])
     error_message = "identity-bootstrap-admin-password must be readable by identity only."
+  }
+
+  assert {
+    condition     = alltrue([for secret in ["identity-twilio-auth-token", "identity-vonage-api-secret"] : output.third_party_secrets[secret] == tolist(["identity"])])
+    error_message = "The SMS gateways' credentials identity sends one-time codes with must be readable by identity only."
   }
 
   assert {

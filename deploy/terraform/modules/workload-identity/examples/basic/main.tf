@@ -31,8 +31,9 @@ module "workload_identity" {
   namespace     = "fintech"
 
   services = {
-    payments = { project_roles = ["roles/cloudsql.client"] }
-    web      = { kubernetes_service_accounts = ["fintech-web"] }
+    payments     = { project_roles = ["roles/cloudsql.client"] }
+    "contact-us" = { project_roles = ["roles/cloudsql.client"], sign_blob = true }
+    web          = { kubernetes_service_accounts = ["fintech-web"] }
   }
 }
 
