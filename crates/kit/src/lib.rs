@@ -63,11 +63,9 @@ pub struct ServiceContext {
     /// Where rate limits keep their buckets: Redis when `redis.url` is set, else memory.
     pub rate_limits: ratelimit::Store,
     /// How messages reach people (identity's one-time codes by SMS). One per process, shared by
-    /// its services: today always the embedded mode's stand-in, a [`messages::FileOutbox`]
-    /// rooted at `<data>/outbox`, where the developer reads the messages. The notifications
-    /// service will replace it with the SMS gateways (the issue of third-party integrations);
-    /// until then nothing is delivered to a phone. Its files are the only place a one-time code
-    /// is written in clear.
+    /// its services: the SMS gateways ([`sms::GatewaySender`]) when `sms.providers` names them,
+    /// else the embedded mode's stand-in, a [`messages::FileOutbox`] rooted at `<data>/outbox`,
+    /// where the developer reads the messages and nothing is delivered to a phone.
     pub messages: Arc<dyn messages::MessageSender>,
 }
 

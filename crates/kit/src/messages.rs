@@ -1,14 +1,14 @@
 //! Messages to people: one-time codes by SMS (identity's second factor).
 //!
 //! A service sends through the [`MessageSender`] of its [`ServiceContext`](crate::ServiceContext)
-//! and never learns how the message travels. Today there is one sender, [`FileOutbox`]: the
-//! embedded mode's stand-in for the SMS gateways. It writes each message as a JSON file under
-//! `<data>/outbox/sms/`, where the developer reads it. The notifications service will replace it
-//! with the SMS gateways (the issue of third-party integrations); until then no message leaves
-//! the machine, in the distributed mode either (the files stay in the pod's data folder).
+//! and never learns how the message travels. There are two senders: the SMS gateways
+//! ([`crate::sms::GatewaySender`]) when `sms.providers` names them, and otherwise
+//! [`FileOutbox`], the embedded mode's stand-in, which writes each message as a JSON file under
+//! `<data>/outbox/sms/`, where the developer reads it; nothing it holds reaches a phone.
 //!
-//! A message may hold a secret (a one-time code): the outbox file is the only place such a code
-//! is written in clear. Files are private to the process's user (mode 0600, folders 0700), and
+//! A message may hold a secret (a one-time code): the outbox file is the only place this platform
+//! writes such a code in clear (the gateways hand it to the provider, and their dead letters
+//! leave the text out). Files are private to the process's user (mode 0600, folders 0700), and
 //! the log names a message by its id and kind, never its recipient or its text.
 
 use std::path::{Path, PathBuf};
@@ -93,9 +93,8 @@ pub trait MessageSender: Send + Sync + std::fmt::Debug {
 /// synced, then renamed, and the folder synced. Files have mode 0600 and folders 0700: a
 /// message may hold a one-time code, and this is the only place one is written in clear.
 ///
-/// The stand-in for the SMS gateways, which the notifications service will bring (the issue of
-/// third-party integrations); nothing here is delivered to a phone. One per process, shared by
-/// its services, rooted at `<data>/outbox` (`Host::start`).
+/// The stand-in for the SMS gateways when `sms.providers` names none; nothing here is delivered to
+/// a phone. One per process, shared by its services, rooted at `<data>/outbox` (`Host::start`).
 #[derive(Debug, Clone)]
 pub struct FileOutbox {
     root: PathBuf,
