@@ -30,6 +30,8 @@ pub enum IdentityError {
     MfaNotStarted,
     #[error("SMS is not a second factor of this user")]
     SmsNotEnabled,
+    #[error("the SMS gateways did not take the code")]
+    SmsUnavailable,
     #[error("invalid service credentials")]
     InvalidServiceCredentials,
     #[error("audience not allowed")]
@@ -83,6 +85,10 @@ impl IntoResponse for IdentityError {
                 "sms_not_enabled",
                 "SMS is not a second factor of this user: answer the challenge with the authenticator app's code.",
             ),
+            IdentityError::SmsUnavailable => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "sms_unavailable", "The code was not sent")
+                    .with_detail("The one-time code could not be sent by SMS; try again later.")
+            }
             IdentityError::InvalidApiKey => {
                 Problem::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "API key refused")
                     .with_detail("The API key is unknown or revoked.")

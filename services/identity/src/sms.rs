@@ -24,6 +24,8 @@ use fintech_types::Phone;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use fintech_kit::messages::MessageError;
+
 use crate::error::IdentityError;
 use crate::routes::{self, AppState, ClientIp, MAX_CHALLENGE_ATTEMPTS};
 use crate::store::{self, User};
@@ -216,7 +218,14 @@ pub(crate) async fn send_code(
         Err(e) => {
             tracing::error!(error = &e as &dyn std::error::Error, phone = %masked, kind,
                 "a one-time code could not be sent");
-            return Err(IdentityError::Internal("sending a one-time code by SMS failed".into()));
+            return Err(match e {
+                // The gateways' own per-number limit (SMS pumping): a 429 like identity's limits.
+                MessageError::Limited(wait) => IdentityError::TooManyAttempts(wait),
+                MessageError::Undelivered(_) | MessageError::Ambiguous(_) => IdentityError::SmsUnavailable,
+                MessageError::Invalid(_) | MessageError::Io(_) => {
+                    IdentityError::Internal("sending a one-time code by SMS failed".into())
+                }
+            });
         }
     };
     state
