@@ -277,7 +277,13 @@ impl EventBus for PubSubBus {
         self.ensure_subscription(&subscription).await?;
         let path = self.config.subscription_path(&subscription.name);
         let dead_letters = self.publisher(&dead_letter_topic(&subscription.name))?;
-        let worker = Arc::new(Worker { subscription, handler, dead_letters, queues: Mutex::default() });
+        let worker = Arc::new(Worker {
+            subscription,
+            handler,
+            dead_letters,
+            queues: Mutex::default(),
+            shutdown: self.shutdown.clone(),
+        });
         let subscriber = self.subscriber.clone();
         let shutdown = self.shutdown.clone();
         let tasks = self.tasks.clone();
@@ -329,6 +335,8 @@ struct Worker {
     dead_letters: Publisher,
     /// Messages waiting per ordering key; a key is present while a task is draining it.
     queues: Mutex<HashMap<String, VecDeque<(Message, Handler)>>>,
+    /// Once it fires, queued messages are not started: they go back to Pub/Sub unacked.
+    shutdown: CancellationToken,
 }
 
 impl Worker {
@@ -351,6 +359,14 @@ impl Worker {
 
     async fn drain(self: Arc<Self>, key: String) {
         loop {
+            if self.shutdown.is_cancelled() {
+                // Stopping: what is queued is dropped, which nacks it for redelivery, so the process
+                // stops within one attempt, not after the whole queue.
+                if let Ok(mut queues) = self.queues.lock() {
+                    queues.remove(&key);
+                }
+                return;
+            }
             let next = {
                 let Ok(mut queues) = self.queues.lock() else { return };
                 let Some(queue) = queues.get_mut(&key) else { return };
