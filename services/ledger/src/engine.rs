@@ -126,7 +126,15 @@ impl Ledger {
         match inserted {
             Ok(_) => Ok((self.account(&a.id).await?, true)),
             Err(e) if fintech_db::is_unique_violation(&e) => {
-                let existing = self.account(&a.id).await?;
+                // The id is taken, by a row this read may not see (yet): another request with the
+                // same id whose transaction has not committed, or was rolled back after the
+                // violation was raised (seen on MariaDB with a retry racing the request it
+                // retries). Not "no such account": the caller tries again (503) and gets the
+                // account once it is there.
+                let existing = match self.account(&a.id).await {
+                    Err(LedgerError::NotFound) => return Err(LedgerError::Unavailable),
+                    other => other?,
+                };
                 if existing.currency == a.currency.code() && existing.allow_overdraft == a.allow_overdraft {
                     Ok((existing, false))
                 } else {
