@@ -84,6 +84,17 @@ fn status_outcome(status: reqwest::StatusCode, what: &str) -> Submission {
     }
 }
 
+/// Sends `request` and reads a successful answer's JSON; anything else as the [`Submission`] it
+/// means.
+async fn json_answer(request: reqwest::RequestBuilder, what: &str) -> Result<serde_json::Value, Submission> {
+    let response = request.send().await.map_err(|e| transport_outcome(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(status_outcome(status, what));
+    }
+    response.json::<serde_json::Value>().await.map_err(|e| transport_outcome(&e))
+}
+
 /// A Twilio-style message API.
 #[derive(Debug, Clone)]
 pub struct TwilioProvider {
@@ -111,20 +122,13 @@ impl SmsProvider for TwilioProvider {
             form.push(("StatusCallback", callback.as_str()));
         }
         let request = self.http.post(url).basic_auth(&self.account_sid, Some(&self.auth_token)).form(&form);
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return transport_outcome(&e),
+        let v = match json_answer(request, "twilio").await {
+            Ok(v) => v,
+            Err(outcome) => return outcome,
         };
-        let status = response.status();
-        if !status.is_success() {
-            return status_outcome(status, "twilio");
-        }
-        match response.json::<serde_json::Value>().await {
-            Ok(v) => match v["sid"].as_str() {
-                Some(sid) => Submission::Accepted(sid.to_string()),
-                None => Submission::Unknown("twilio accepted without a message sid".into()),
-            },
-            Err(e) => transport_outcome(&e),
+        match v["sid"].as_str() {
+            Some(sid) => Submission::Accepted(sid.to_string()),
+            None => Submission::Unknown("twilio accepted without a message sid".into()),
         }
     }
 }
@@ -157,17 +161,9 @@ impl SmsProvider for VonageProvider {
             ("text", sms.body),
             ("client-ref", sms.id),
         ];
-        let response = match self.http.post(url).form(&form).send().await {
-            Ok(r) => r,
-            Err(e) => return transport_outcome(&e),
-        };
-        let status = response.status();
-        if !status.is_success() {
-            return status_outcome(status, "vonage");
-        }
-        let v = match response.json::<serde_json::Value>().await {
+        let v = match json_answer(self.http.post(url).form(&form), "vonage").await {
             Ok(v) => v,
-            Err(e) => return transport_outcome(&e),
+            Err(outcome) => return outcome,
         };
         let first = &v["messages"][0];
         match (first["status"].as_str(), first["message-id"].as_str()) {
