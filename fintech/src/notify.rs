@@ -28,7 +28,6 @@
 //! Note the default differs from lettre's own URLs, where `smtp://` without `tls` is plain text.
 //! Certificates are checked against the system's CA certificates (`SSL_CERT_FILE` overrides).
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,16 +35,13 @@ use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 use fintech_config::Secret;
+use fintech_kit::email::{SmtpServer, TlsMode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::StatusCode;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use lettre::AsyncTransport as _;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
-use lettre::transport::smtp::AsyncSmtpTransport;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncTransport as _, Tokio1Executor};
 use serde::Serialize;
 
 /// Attempts of one call (Bitbucket: connection errors and 5xx; SMTP: everything but a permanent
@@ -398,29 +394,6 @@ fn backoff(attempt: u32) -> Duration {
 
 // --- E-mail ------------------------------------------------------------------------------------
 
-/// How the SMTP connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TlsMode {
-    /// STARTTLS, which the server must offer (the default).
-    Required,
-    /// STARTTLS when the server offers it, plain text otherwise (no credentials).
-    Opportunistic,
-    /// TLS from the first byte (smtps, port 465).
-    Wrapper,
-    /// Plain text: a relay on the same host or network only (no credentials).
-    None,
-}
-
-impl TlsMode {
-    fn default_port(self) -> u16 {
-        match self {
-            TlsMode::Required | TlsMode::Opportunistic => 587,
-            TlsMode::Wrapper => 465,
-            TlsMode::None => 25,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct EmailArgs {
     /// Recipients, comma-separated.
@@ -444,58 +417,30 @@ pub struct EmailArgs {
     pub smtp_port: Option<u16>,
     /// Overrides the URL's `tls`; default required.
     #[arg(long, value_enum)]
-    pub tls: Option<TlsMode>,
+    pub tls: Option<TlsArg>,
 }
 
-/// An SMTP server to send through.
-#[derive(PartialEq, Eq)]
-pub struct SmtpServer {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub credentials: Option<(String, Secret<String>)>,
+/// How the SMTP connection is protected (`fintech_kit::email::TlsMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsArg {
+    /// STARTTLS, which the server must offer (the default).
+    Required,
+    /// STARTTLS when the server offers it, plain text otherwise (no credentials).
+    Opportunistic,
+    /// TLS from the first byte (smtps, port 465).
+    Wrapper,
+    /// Plain text: a relay on the same host or network only (no credentials).
+    None,
 }
 
-impl fmt::Debug for SmtpServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmtpServer")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
-            .field("user", &self.credentials.as_ref().map(|(user, _)| user))
-            .finish_non_exhaustive()
-    }
-}
-
-impl SmtpServer {
-    /// `smtp://[user[:password]@]host[:port][?tls=required|opportunistic|none]` or `smtps://…`;
-    /// `tls` (the --tls flag) overrides the URL's.
-    pub fn from_url(text: &str, tls: Option<TlsMode>) -> anyhow::Result<Self> {
-        // The URL holds a password: errors never quote it.
-        let url = url::Url::parse(text.trim()).map_err(|e| anyhow::anyhow!("FINTECH_SMTP_URL is not a URL ({e})"))?;
-        let host =
-            url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| anyhow::anyhow!("FINTECH_SMTP_URL has no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-        let asked = url.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
-        let from_url = match (url.scheme(), asked.as_deref()) {
-            ("smtps", None) => TlsMode::Wrapper,
-            ("smtp", None | Some("required")) => TlsMode::Required,
-            ("smtp", Some("opportunistic")) => TlsMode::Opportunistic,
-            ("smtp", Some("none")) => TlsMode::None,
-            (scheme, tls) => bail!(
-                "FINTECH_SMTP_URL: scheme {scheme:?} with tls={tls:?}: use smtp:// (tls=required, the default; \
-                 opportunistic; none) or smtps://"
-            ),
-        };
-        let tls = tls.unwrap_or(from_url);
-        let credentials = if url.username().is_empty() {
-            None
-        } else {
-            let user = percent_decode(url.username()).context("FINTECH_SMTP_URL's user name")?;
-            let password = percent_decode(url.password().unwrap_or_default()).context("FINTECH_SMTP_URL's password")?;
-            Some((user, Secret::new(password)))
-        };
-        Ok(SmtpServer { host, port: url.port().unwrap_or(tls.default_port()), tls, credentials })
+impl From<TlsArg> for TlsMode {
+    fn from(arg: TlsArg) -> TlsMode {
+        match arg {
+            TlsArg::Required => TlsMode::Required,
+            TlsArg::Opportunistic => TlsMode::Opportunistic,
+            TlsArg::Wrapper => TlsMode::Wrapper,
+            TlsArg::None => TlsMode::None,
+        }
     }
 }
 
@@ -505,7 +450,7 @@ fn smtp_server(args: &EmailArgs) -> anyhow::Result<SmtpServer> {
     let mut server = match (&args.smtp_host, url) {
         (Some(_), Some(_)) => bail!("both --smtp-host and FINTECH_SMTP_URL are set: give one"),
         (None, None) => bail!("no SMTP server: set FINTECH_SMTP_URL (smtp://user:password@host:587) or --smtp-host"),
-        (None, Some(url)) => SmtpServer::from_url(&url, args.tls)?,
+        (None, Some(url)) => SmtpServer::from_url(&url, args.tls.map(TlsMode::from), "FINTECH_SMTP_URL")?,
         (Some(host), None) => {
             ensure!(!host.trim().is_empty(), "--smtp-host is empty");
             let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -514,19 +459,14 @@ fn smtp_server(args: &EmailArgs) -> anyhow::Result<SmtpServer> {
                 (None, None) => None,
                 _ => bail!("set both FINTECH_SMTP_USERNAME and FINTECH_SMTP_PASSWORD, or neither"),
             };
-            let tls = args.tls.unwrap_or(TlsMode::Required);
+            let tls = args.tls.map_or(TlsMode::Required, TlsMode::from);
             SmtpServer { host: host.trim().to_owned(), port: tls.default_port(), tls, credentials }
         }
     };
     if let Some(port) = args.smtp_port {
         server.port = port;
     }
-    if server.credentials.is_some() && matches!(server.tls, TlsMode::None | TlsMode::Opportunistic) {
-        bail!(
-            "SMTP credentials are only sent over TLS: use tls required or wrapper (not {:?}) with a user name",
-            server.tls
-        );
-    }
+    server.check_credentials()?;
     Ok(server)
 }
 
@@ -566,7 +506,7 @@ async fn email(args: EmailArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading --body-file {} (UTF-8 text)", args.body_file.display()))?;
     let message = message(&args, body)?;
     let server = smtp_server(&args)?;
-    let transport = transport(&server)?;
+    let transport = server.transport(SMTP_COMMAND_TIMEOUT)?;
     let recipients = args.to.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(", ");
     let mut attempt = 0;
     loop {
@@ -582,77 +522,18 @@ async fn email(args: EmailArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             Ok(Err(e)) if e.is_permanent() || e.is_tls() || e.is_client() => {
-                return Err(anyhow::Error::new(e).context(smtp_context(&server)));
+                return Err(anyhow::Error::new(e).context(format!("sending through {server}")));
             }
             Ok(Err(e)) => anyhow::Error::new(e),
             Err(_) => anyhow::anyhow!("no answer within {} s", SMTP_ATTEMPT_TIMEOUT.as_secs()),
         };
         if attempt >= ATTEMPTS {
-            return Err(error.context(format!("{} (after {ATTEMPTS} attempts)", smtp_context(&server))));
+            return Err(error.context(format!("sending through {server} (after {ATTEMPTS} attempts)")));
         }
         let wait = backoff(attempt);
-        eprintln!("    {}: {error:#}; trying again in {} ms", smtp_context(&server), wait.as_millis());
+        eprintln!("    sending through {server}: {error:#}; trying again in {} ms", wait.as_millis());
         tokio::time::sleep(wait).await;
     }
-}
-
-fn smtp_context(server: &SmtpServer) -> String {
-    let tls = match server.tls {
-        TlsMode::Required => "STARTTLS required",
-        TlsMode::Opportunistic => "STARTTLS if offered",
-        TlsMode::Wrapper => "TLS",
-        TlsMode::None => "plain text",
-    };
-    format!("sending through {}:{} ({tls})", server.host, server.port)
-}
-
-fn transport(server: &SmtpServer) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
-    let parameters = || TlsParameters::new(server.host.clone()).context("TLS parameters");
-    let tls = match server.tls {
-        TlsMode::Required => Tls::Required(parameters()?),
-        TlsMode::Opportunistic => Tls::Opportunistic(parameters()?),
-        TlsMode::Wrapper => Tls::Wrapper(parameters()?),
-        TlsMode::None => Tls::None,
-    };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host.clone())
-        .port(server.port)
-        .tls(tls)
-        .timeout(Some(SMTP_COMMAND_TIMEOUT))
-        .hello_name(hello_name());
-    if let Some((user, password)) = &server.credentials {
-        builder = builder.credentials(Credentials::new(user.clone(), password.expose().clone()));
-    }
-    Ok(builder.build())
-}
-
-/// EHLO with this host's name (a pod's name in the cluster), not `localhost`, which some servers
-/// refuse.
-fn hello_name() -> ClientId {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)))
-        .map_or_else(ClientId::default, ClientId::Domain)
-}
-
-/// `%XX` decoding of URL user info.
-fn percent_decode(text: &str) -> anyhow::Result<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            let value =
-                hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| anyhow::anyhow!("a bad %-escape"))?;
-            out.push(value);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| anyhow::anyhow!("not UTF-8 once %-decoded"))
 }
 
 #[cfg(test)]
@@ -762,32 +643,6 @@ mod tests {
         let (_, body) = status_request(&args).expect("valid");
         assert_eq!(body.name.chars().count(), MAX_TEXT_CHARS);
         assert!(body.description.ends_with('…'));
-    }
-
-    #[test]
-    fn smtp_urls_default_to_starttls_required() {
-        let s = SmtpServer::from_url("smtp://jenkins%40fintech:p%2Fss@smtp.example.com", None).expect("valid");
-        assert_eq!((s.host.as_str(), s.port, s.tls), ("smtp.example.com", 587, TlsMode::Required));
-        let (user, password) = s.credentials.as_ref().expect("credentials");
-        assert_eq!((user.as_str(), password.expose().as_str()), ("jenkins@fintech", "p/ss"));
-        assert!(!format!("{s:?}").contains("p/ss"), "the password is never printed");
-
-        let s = SmtpServer::from_url("smtps://smtp.example.com", None).expect("valid");
-        assert_eq!((s.port, s.tls), (465, TlsMode::Wrapper));
-        let s = SmtpServer::from_url("smtp://127.0.0.1:2525?tls=none", None).expect("valid");
-        assert_eq!((s.port, s.tls), (2525, TlsMode::None));
-        let s = SmtpServer::from_url("smtp://relay?tls=opportunistic", None).expect("valid");
-        assert_eq!(s.tls, TlsMode::Opportunistic);
-        // --tls wins over the URL, and the default port follows it.
-        let s = SmtpServer::from_url("smtp://relay", Some(TlsMode::Wrapper)).expect("valid");
-        assert_eq!((s.port, s.tls), (465, TlsMode::Wrapper));
-
-        for bad in ["http://smtp.example.com", "smtp://h?tls=maybe", "smtp:///", "not a url"] {
-            let err = format!("{:#}", SmtpServer::from_url(bad, None).expect_err(bad));
-            assert!(err.contains("FINTECH_SMTP_URL"), "{bad}: {err}");
-        }
-        let err = format!("{:#}", SmtpServer::from_url("smtp://u:secret-pw@h?tls=bad", None).expect_err("bad tls"));
-        assert!(!err.contains("secret-pw"), "{err}");
     }
 
     #[test]

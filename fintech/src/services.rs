@@ -14,6 +14,7 @@ pub static SERVICES: &[&dyn Service] = &[
     &fintech_vault::VaultService,
     &fintech_risk::RiskService,
     &fintech_payments::PaymentsService,
+    &fintech_notifications::NotificationsService,
 ];
 
 /// The service called `name`, or an error listing the known ones.

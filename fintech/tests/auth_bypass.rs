@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 
 /// Routes anyone may call: signing up and in (a second-factor challenge is proven by its
 /// `mfa_token`, not a bearer token), trading refresh tokens, API keys and service secrets for
-/// tokens, reading the public keys, sending a contact request.
+/// tokens, reading the public keys, sending a contact request; the SMS providers' delivery statuses,
+/// proven by the providers' signatures (services/notifications/tests/api.rs refuses forged ones).
 const OPEN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/identity/v1/sign-up"),
     ("POST", "/api/identity/v1/sign-in"),
@@ -33,10 +34,12 @@ const OPEN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/identity/v1/api-key-tokens"),
     ("POST", "/api/identity/v1/service-tokens"),
     ("POST", "/api/contact-us/v1/requests"),
+    ("POST", "/api/notifications/v1/sms/status/twilio"),
+    ("POST", "/api/notifications/v1/sms/status/vonage"),
 ];
 
 /// Routes a customer who owns nothing may still use: who am I, a second factor, register
-/// myself, my cards.
+/// myself, my cards, the messages sent to me.
 const SELF_SERVICE: &[(&str, &str)] = &[
     ("GET", "/api/identity/v1/me"),
     ("POST", "/api/identity/v1/mfa/totp"),
@@ -44,6 +47,7 @@ const SELF_SERVICE: &[(&str, &str)] = &[
     ("POST", "/api/identity/v1/mfa/sms/confirm"),
     ("POST", "/api/accounts/v1/customers"),
     ("GET", "/api/vault/v1/cards"),
+    ("GET", "/api/notifications/v1/me/deliveries"),
 ];
 
 const MADE_UP_ID: &str = "0190a5e0-0000-7000-8000-000000000000";

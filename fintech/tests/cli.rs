@@ -229,11 +229,16 @@ fn bad_configuration_is_refused_naming_the_key() {
         ("FINTECH_STORAGE__BUCKET", "b", "needs storage.backend=gcs"),
         ("FINTECH_SMS__PROVIDERS", "twilio", "sms.twilio.base_url is required: twilio is in sms.providers"),
         ("FINTECH_SMS__PROVIDERS", "pigeon", "names an unknown provider \"pigeon\""),
+        ("FINTECH_EMAIL__SMTP_URL", "http://mail.example.com", "email.smtp_url"),
+        ("FINTECH_EMAIL__SMTP_URL", "smtp://u:secret-pw@mail.example.com?tls=none", "only sent over TLS"),
+        ("FINTECH_EMAIL__FROM", "not an address", "email.from is not an address"),
+        ("FINTECH_NOTIFICATIONS__PER_RECIPIENT_PER_HOUR", "0", "notifications.per_recipient_per_hour"),
     ] {
         let out = fintech().args(["up", "--data-dir"]).arg(dir.path()).env(var, value).output().unwrap();
         assert!(!out.status.success(), "{var}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(named), "{var}: {stderr}");
+        assert!(!stderr.contains("secret-pw"), "a password is never echoed: {stderr}");
     }
 
     let out = fintech()

@@ -7,9 +7,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
+use fintech_testkit::SmtpSink;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -233,73 +233,9 @@ async fn an_unreachable_bitbucket_is_tried_three_times() {
 
 // --- E-mail ------------------------------------------------------------------------------------
 
-/// aiosmtpd storing every message it accepts in a maildir; stopped by its pid when dropped.
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tools_python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/python");
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "aiosmtpd is not installed in .tools/venv: run ./scripts/test.sh, or \
-         `bash -c '. scripts/lib/tools-venv.sh && tools_venv_install scripts/requirements/test-servers.txt'`"
-    );
-    python
-}
-
-/// Starts aiosmtpd; `tls` = (certificate, key) offers STARTTLS and requires it.
+/// aiosmtpd (`fintech_testkit::SmtpSink`); `tls` = (certificate, key) offers STARTTLS and requires it.
 fn smtp_sink(tls: Option<(&Path, &Path)>) -> SmtpSink {
-    let python = tools_python();
-    let dir = tempfile::tempdir().unwrap();
-    let maildir = dir.path().join("maildir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let mut cmd = std::process::Command::new(python);
-    cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")]);
-    if let Some((cert, key)) = tls {
-        cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
-    }
-    cmd.args(["-c", "aiosmtpd.handlers.Mailbox"]).arg(&maildir);
-    let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
-    let mut sink = SmtpSink { child, port, maildir, dir };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        let log = std::fs::read_to_string(sink.dir.path().join("log")).unwrap_or_default();
-        assert!(sink.child.try_wait().unwrap().is_none(), "aiosmtpd exited:\n{log}");
-        assert!(Instant::now() < deadline, "aiosmtpd did not listen on 127.0.0.1:{port}:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    sink
-}
-
-impl SmtpSink {
-    /// The messages received, as stored (headers, with aiosmtpd's X-MailFrom and X-RcptTo).
-    fn messages(&self) -> Vec<String> {
-        let new = self.maildir.join("new");
-        let Ok(entries) = std::fs::read_dir(&new) else { return Vec::new() };
-        entries.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect()
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
+    SmtpSink::start(tls)
 }
 
 fn body_file(dir: &Path) -> PathBuf {
@@ -335,7 +271,7 @@ async fn an_email_reaches_every_recipient_through_a_local_relay() {
     let sink = smtp_sink(None);
     let dir = tempfile::tempdir().unwrap();
     let body = body_file(dir.path());
-    let port = sink.port.to_string();
+    let port = sink.port().to_string();
     let run =
         fintech(&email_args(&body, &["--smtp-host", "127.0.0.1", "--smtp-port", &port, "--tls", "none"]), &[]).await;
     assert!(run.success, "{run:?}");

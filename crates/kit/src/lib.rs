@@ -7,6 +7,7 @@
 //! `/api/<service>/`, same health endpoints. Invariant: crates/ hold no business rules; services
 //! never share a database.
 
+pub mod email;
 pub mod idempotency;
 pub mod messages;
 pub mod ratelimit;
@@ -67,6 +68,9 @@ pub struct ServiceContext {
     /// else the embedded mode's stand-in, a [`messages::FileOutbox`] rooted at `<data>/outbox`,
     /// where the developer reads the messages and nothing is delivered to a phone.
     pub messages: Arc<dyn messages::MessageSender>,
+    /// How e-mail reaches people (notifications): SMTP ([`email::SmtpSender`]) when
+    /// `email.smtp_url` is set, else the same [`messages::FileOutbox`] (`<data>/outbox/email`).
+    pub email: Arc<dyn email::EmailSender>,
 }
 
 impl ServiceContext {
@@ -247,6 +251,14 @@ pub fn gcs_store(settings: &PlatformSettings) -> anyhow::Result<Option<Arc<dyn f
     Ok(Some(Arc::new(GcsStore::new(config).context("building the Cloud Storage client")?)))
 }
 
+/// The SMTP sender of `email.smtp_url`, or `None` when it is not set (the file outbox).
+pub fn smtp_sender(settings: &PlatformSettings) -> anyhow::Result<Option<email::SmtpSender>> {
+    let s = &settings.email;
+    let Some(url) = &s.smtp_url else { return Ok(None) };
+    let server = email::SmtpServer::from_url(url.expose(), None, "email.smtp_url")?;
+    Ok(Some(email::SmtpSender::new(server, &s.from, std::time::Duration::from_millis(s.timeout_ms))?))
+}
+
 /// The SMS gateways of `sms.providers`, in order, or `None` when none is named (the file outbox).
 /// Undeliverable messages are recorded in `<data>/outbox/sms/dead-letters.jsonl`.
 pub fn sms_gateways(
@@ -286,6 +298,7 @@ pub fn sms_gateways(
                     api_key: required(&v.api_key, "vonage.api_key")?,
                     api_secret: v.api_secret.as_ref().context("sms.vonage.api_secret is required")?.expose().clone(),
                     from: required(&v.from, "vonage.from")?,
+                    status_callback: v.status_callback.clone(),
                     http: http.clone(),
                 }));
             }
@@ -381,11 +394,16 @@ impl Host {
             }
         };
         // One outbox for the whole process (not per service): `<data>/outbox`.
+        let outbox = Arc::new(messages::FileOutbox::new(self.data_dir.join("outbox")));
         let messages: Arc<dyn messages::MessageSender> =
             match sms_gateways(&self.settings, &rate_limits, &self.data_dir)? {
                 Some(gateways) => Arc::new(gateways),
-                None => Arc::new(messages::FileOutbox::new(self.data_dir.join("outbox"))),
+                None => outbox.clone(),
             };
+        let email: Arc<dyn email::EmailSender> = match smtp_sender(&self.settings)? {
+            Some(smtp) => Arc::new(smtp),
+            None => outbox,
+        };
         // Relays publish only once every service has started: a consumer (audit) subscribes in
         // its start, and the in-process bus drops what is published to a topic nobody reads yet.
         let mut pending_relays = Vec::new();
@@ -425,6 +443,7 @@ impl Host {
                 service_tokens,
                 rate_limits: rate_limits.clone(),
                 messages: Arc::clone(&messages),
+                email: Arc::clone(&email),
             };
             if self.publish_events {
                 pending_relays.push(relay);

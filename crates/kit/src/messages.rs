@@ -38,6 +38,9 @@ pub enum MessageError {
     /// A gateway may have taken the message but did not say: it is not sent again, so the
     /// recipient gets no duplicate.
     Ambiguous(String),
+    /// Not sent, for a reason that may pass (a server unreachable, a transient refusal): the same
+    /// message may be sent again later.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for MessageError {
@@ -52,6 +55,7 @@ impl std::fmt::Display for MessageError {
             MessageError::Ambiguous(why) => {
                 write!(f, "the gateway did not confirm the message ({why}); it is not sent again")
             }
+            MessageError::Unavailable(why) => write!(f, "the message was not sent, try again later: {why}"),
         }
     }
 }
@@ -114,6 +118,22 @@ impl FileOutbox {
     pub fn sms_dir(&self) -> PathBuf {
         self.root.join(SMS_FOLDER)
     }
+
+    /// Where e-mail messages are written: `<root>/email`.
+    pub fn email_dir(&self) -> PathBuf {
+        self.root.join(crate::email::EMAIL_FOLDER)
+    }
+
+    /// Writes `message` (with its `id`) as `<id>.json` in `dir`, off the async runtime.
+    async fn write(&self, dir: PathBuf, id: &str, message: serde_json::Value) -> Result<PathBuf, MessageError> {
+        let mut bytes = serde_json::to_vec_pretty(&message).map_err(|e| MessageError::Io(std::io::Error::other(e)))?;
+        bytes.push(b'\n');
+        let file_id = id.to_owned();
+        tokio::task::spawn_blocking(move || write_message(&dir, &file_id, &bytes))
+            .await
+            .map_err(|e| MessageError::Io(std::io::Error::other(e)))?
+            .map_err(MessageError::Io)
+    }
 }
 
 /// The checks every sender makes before anything leaves.
@@ -125,6 +145,11 @@ pub(crate) fn check(to: &str, body: &str, kind: &str) -> Result<(), MessageError
     if body.is_empty() || body.chars().count() > MAX_BODY_CHARS {
         return Err(MessageError::Invalid("the text must be 1 to 1600 characters"));
     }
+    check_kind(kind)
+}
+
+/// `kind` is 1 to 64 characters of a-z, 0-9 and `_`.
+pub(crate) fn check_kind(kind: &str) -> Result<(), MessageError> {
     if kind.is_empty()
         || kind.len() > MAX_KIND_CHARS
         || !kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -196,16 +221,33 @@ impl MessageSender for FileOutbox {
             "body": body,
             "created_at": fintech_telemetry::now_rfc3339(),
         });
-        let mut bytes = serde_json::to_vec_pretty(&message).map_err(|e| MessageError::Io(std::io::Error::other(e)))?;
-        bytes.push(b'\n');
-        let dir = self.sms_dir();
-        let file_id = id.clone();
-        let path = tokio::task::spawn_blocking(move || write_message(&dir, &file_id, &bytes))
-            .await
-            .map_err(|e| MessageError::Io(std::io::Error::other(e)))??;
+        let path = self.write(self.sms_dir(), &id, message).await?;
         // The id and the file, so the developer finds it; never the recipient or the text.
         tracing::info!(message_id = %id, channel = "sms", kind, path = %path.display(),
             "message written to the embedded outbox (no SMS gateway yet)");
+        Ok(id)
+    }
+}
+
+/// The embedded mode's e-mail: `<root>/email/<id>.json` with `to`, `subject`, `text` and `html`.
+#[async_trait]
+impl crate::email::EmailSender for FileOutbox {
+    async fn send_email(&self, email: &crate::email::Email, kind: &str) -> Result<String, MessageError> {
+        crate::email::check(email, kind)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let message = serde_json::json!({
+            "id": id,
+            "channel": "email",
+            "to": email.to.trim(),
+            "kind": kind,
+            "subject": email.subject,
+            "text": email.text,
+            "html": email.html,
+            "created_at": fintech_telemetry::now_rfc3339(),
+        });
+        let path = self.write(self.email_dir(), &id, message).await?;
+        tracing::info!(message_id = %id, channel = "email", kind, path = %path.display(),
+            "message written to the embedded outbox (no SMTP server configured)");
         Ok(id)
     }
 }

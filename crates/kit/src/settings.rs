@@ -317,6 +317,11 @@ pub struct VonageSettings {
     pub api_key: Option<String>,
     pub api_secret: Option<Secret<String>>,
     pub from: Option<String>,
+    /// Where the provider posts delivery receipts (sent as each message's `callback`).
+    pub status_callback: Option<String>,
+    /// The account's signature secret: delivery receipts carry `sig`, an HMAC-SHA256 of their
+    /// parameters keyed by it, which notifications checks. Without it receipts are refused.
+    pub signature_secret: Option<Secret<String>>,
 }
 
 /// `sms.*` — the SMS gateways. Without providers, messages go to the file outbox `<data>/outbox`.
@@ -405,6 +410,44 @@ impl Validate for SmsSettings {
     }
 }
 
+/// `email.*` — e-mail to people (notifications). Without `smtp_url`, messages go to the file
+/// outbox `<data>/outbox/email`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailSettings {
+    /// `smtp://[user:password@]host[:port][?tls=required|opportunistic|none]` or `smtps://…`
+    /// (`crate::email`); a secret, as it may hold the password.
+    pub smtp_url: Option<Secret<String>>,
+    /// The sender: `FINTECH <no-reply@fintech.example>`.
+    pub from: String,
+    /// How long one message may take, in ms (1000 to 120000).
+    pub timeout_ms: u64,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        EmailSettings { smtp_url: None, from: "FINTECH <no-reply@fintech.localhost>".into(), timeout_ms: 30_000 }
+    }
+}
+
+impl Validate for EmailSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        check_range(prefix, "timeout_ms", self.timeout_ms, 1_000, 120_000)?;
+        if self.from.trim().parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.from"),
+                "is not an address (`FINTECH <no-reply@fintech.example>`)",
+            ));
+        }
+        if let Some(url) = &self.smtp_url
+            && let Err(e) = crate::email::SmtpServer::from_url(url.expose(), None, "the URL")
+        {
+            return Err(ConfigError::invalid(format!("{prefix}.smtp_url"), format!("{e:#}")));
+        }
+        Ok(())
+    }
+}
+
 /// Everything the host reads.
 #[derive(Debug, Clone, Default)]
 pub struct PlatformSettings {
@@ -418,6 +461,7 @@ pub struct PlatformSettings {
     pub events: EventSettings,
     pub storage: StorageSettings,
     pub sms: SmsSettings,
+    pub email: EmailSettings,
 }
 
 /// `migrations.*`
@@ -443,7 +487,7 @@ impl Validate for MigrationSettings {
 
 /// The platform's own top-level sections.
 pub const PLATFORM_SECTIONS: &[&str] =
-    &["http", "log", "gcp", "database", "migrations", "auth", "redis", "events", "storage", "sms"];
+    &["http", "log", "gcp", "database", "migrations", "auth", "redis", "events", "storage", "sms", "email"];
 
 impl PlatformSettings {
     /// Loads the platform's sections and refuses names it does not know: a top-level section
@@ -487,6 +531,7 @@ impl PlatformSettings {
             events: source.section("events")?,
             storage: source.section("storage")?,
             sms: source.section("sms")?,
+            email: source.section("email")?,
         })
     }
 }

@@ -117,8 +117,9 @@ impl SmsProvider for TwilioProvider {
     async fn submit(&self, sms: &Sms<'_>) -> Submission {
         let url =
             format!("{}/2010-04-01/Accounts/{}/Messages.json", self.base_url.trim_end_matches('/'), self.account_sid);
+        let callback = self.status_callback.as_deref().map(|c| status_callback_url(c, sms.id));
         let mut form = vec![("To", sms.to), ("From", self.from.as_str()), ("Body", sms.body)];
-        if let Some(callback) = &self.status_callback {
+        if let Some(callback) = &callback {
             form.push(("StatusCallback", callback.as_str()));
         }
         let request = self.http.post(url).basic_auth(&self.account_sid, Some(&self.auth_token)).form(&form);
@@ -140,6 +141,9 @@ pub struct VonageProvider {
     pub api_key: String,
     pub api_secret: String,
     pub from: String,
+    /// Where the provider posts delivery receipts (signed with the account's signature secret);
+    /// each carries the message's id as `client-ref`.
+    pub status_callback: Option<String>,
     pub http: reqwest::Client,
 }
 
@@ -153,7 +157,7 @@ impl SmsProvider for VonageProvider {
         let url = format!("{}/sms/json", self.base_url.trim_end_matches('/'));
         // Vonage wants the number without its `+`.
         let to = sms.to.trim_start_matches('+');
-        let form = [
+        let mut form = vec![
             ("api_key", self.api_key.as_str()),
             ("api_secret", self.api_secret.as_str()),
             ("from", self.from.as_str()),
@@ -161,6 +165,10 @@ impl SmsProvider for VonageProvider {
             ("text", sms.body),
             ("client-ref", sms.id),
         ];
+        if let Some(callback) = &self.status_callback {
+            form.push(("status-report-req", "1"));
+            form.push(("callback", callback.as_str()));
+        }
         let v = match json_answer(self.http.post(url).form(&form), "vonage").await {
             Ok(v) => v,
             Err(outcome) => return outcome,
@@ -174,6 +182,13 @@ impl SmsProvider for VonageProvider {
             (None, _) => Submission::Unknown("vonage answered without a status".into()),
         }
     }
+}
+
+/// The status callback of one message: `callback` with `message_id=<id>` added to its query, so
+/// the provider's callback names our message (Twilio signs the whole URL, query included).
+pub fn status_callback_url(callback: &str, id: &str) -> String {
+    let separator = if callback.contains('?') { '&' } else { '?' };
+    format!("{callback}{separator}message_id={id}")
 }
 
 /// What Twilio signs for a callback: the URL followed by each form parameter's name and value,
@@ -205,6 +220,54 @@ pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]
 pub fn verify_twilio_signature(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
     let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else { return false };
     ring::hmac::verify(&twilio_key(auth_token), twilio_signed_data(url, params).as_bytes(), &given).is_ok()
+}
+
+/// The string a Vonage-style signature covers: every parameter but `sig`, sorted by name, each as
+/// `&name=value` with `&` and `=` in values replaced by `_`.
+fn vonage_signed_data(params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "sig").collect();
+    sorted.sort();
+    let mut data = String::new();
+    for (k, v) in sorted {
+        data.push('&');
+        data.push_str(k);
+        data.push('=');
+        data.push_str(&v.replace(['&', '='], "_"));
+    }
+    data
+}
+
+/// The `sig` of a Vonage-style request or delivery receipt signed with HMAC-SHA256: upper-case
+/// hex of the HMAC of [`vonage_signed_data`] keyed by the signature secret.
+pub fn vonage_signature(signature_secret: &str, params: &[(String, String)]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, signature_secret.as_bytes());
+    let tag = ring::hmac::sign(&key, vonage_signed_data(params).as_bytes());
+    tag.as_ref().iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Whether `params` carry a valid `sig` (HMAC-SHA256, compared in constant time) and a
+/// `timestamp` within `max_age` of `now_unix` (a replayed receipt is refused).
+pub fn verify_vonage_signature(
+    signature_secret: &str,
+    params: &[(String, String)],
+    now_unix: i64,
+    max_age: Duration,
+) -> bool {
+    let find = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let (Some(sig), Some(timestamp)) = (find("sig"), find("timestamp")) else { return false };
+    let Ok(timestamp) = timestamp.parse::<i64>() else { return false };
+    if now_unix.abs_diff(timestamp) > max_age.as_secs() {
+        return false;
+    }
+    let sig = sig.trim();
+    if sig.len() != 64 || !sig.is_ascii() {
+        return false;
+    }
+    let given: Option<Vec<u8>> =
+        (0..sig.len()).step_by(2).map(|i| u8::from_str_radix(&sig[i..i + 2], 16).ok()).collect();
+    let Some(given) = given else { return false };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, signature_secret.as_bytes());
+    ring::hmac::verify(&key, vonage_signed_data(params).as_bytes(), &given).is_ok()
 }
 
 /// A provider's circuit breaker.

@@ -12,7 +12,7 @@ use fintech_kit::messages::{MessageError, MessageSender};
 use fintech_kit::ratelimit::{Limiter, Rule, Store};
 use fintech_kit::sms::{
     BreakerPolicy, BreakerState, GatewaySender, RetryPolicy, SmsProvider, TwilioProvider, VonageProvider,
-    twilio_signature, verify_twilio_signature,
+    status_callback_url, twilio_signature, verify_twilio_signature, verify_vonage_signature, vonage_signature,
 };
 use wiremock::matchers::{body_string_contains, header_exists, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -42,6 +42,7 @@ fn vonage(base: &str) -> Arc<dyn SmsProvider> {
         api_key: "key".into(),
         api_secret: "secret".into(),
         from: "FINTECH".into(),
+        status_callback: None,
         http: http(),
     })
 }
@@ -224,4 +225,47 @@ fn delivery_callbacks_are_verified_with_the_providers_signature() {
     assert!(!verify_twilio_signature("twilio-token", url, &tampered, &signature));
     assert!(!verify_twilio_signature("other-token", url, &params, &signature));
     assert!(!verify_twilio_signature("twilio-token", url, &params, "not base64!"));
+}
+
+#[test]
+fn vonage_receipts_are_verified_with_the_signature_secret() {
+    let now = 1_790_000_000_i64;
+    let mut params: Vec<(String, String)> = [
+        ("messageId", "0A0000001234"),
+        ("status", "delivered"),
+        ("client-ref", "0192-our-id"),
+        ("err-code", "0"),
+        ("text", "a=b&c"),
+        ("timestamp", "1790000000"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+    .collect();
+    let sig = vonage_signature("sig-secret", &params);
+    // openssl over the documented recipe: sorted `&name=value`, `&` and `=` in values as `_`.
+    let data = "&client-ref=0192-our-id&err-code=0&messageId=0A0000001234&status=delivered&text=a_b_c\
+                &timestamp=1790000000";
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf '%s' \"$DATA\" | openssl dgst -sha256 -hmac sig-secret -hex | sed 's/.*= //'")
+        .env("DATA", data)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().to_ascii_uppercase(), sig);
+    params.push(("sig".into(), sig.to_ascii_lowercase()));
+    let max_age = std::time::Duration::from_secs(300);
+    assert!(verify_vonage_signature("sig-secret", &params, now + 10, max_age), "case does not matter");
+    assert!(!verify_vonage_signature("sig-secret", &params, now + 301, max_age), "a replay is too old");
+    assert!(!verify_vonage_signature("other-secret", &params, now, max_age));
+    let mut tampered = params.clone();
+    tampered[1].1 = "failed".into();
+    assert!(!verify_vonage_signature("sig-secret", &tampered, now, max_age));
+    let unsigned: Vec<_> = params.iter().filter(|(k, _)| k != "sig").cloned().collect();
+    assert!(!verify_vonage_signature("sig-secret", &unsigned, now, max_age));
+}
+
+#[test]
+fn status_callbacks_name_the_message() {
+    assert_eq!(status_callback_url("https://x.example/cb", "m1"), "https://x.example/cb?message_id=m1");
+    assert_eq!(status_callback_url("https://x.example/cb?a=1", "m1"), "https://x.example/cb?a=1&message_id=m1");
 }

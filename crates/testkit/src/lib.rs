@@ -282,6 +282,104 @@ impl StorageEmulator {
     }
 }
 
+/// aiosmtpd (from the tools virtualenv `.tools/venv`) storing every message it accepts in a
+/// maildir, on a free 127.0.0.1 port; stopped by its pid when dropped. One per test: each test
+/// reads only its own messages.
+#[derive(Debug)]
+pub struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    maildir: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SmtpSink {
+    /// Starts aiosmtpd; `tls` = (certificate, key) offers STARTTLS and requires it.
+    pub fn start(tls: Option<(&Path, &Path)>) -> SmtpSink {
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/python");
+        let ok = Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "aiosmtpd is not installed in .tools/venv: run ./scripts/test.sh, or \
+             `bash -c '. scripts/lib/tools-venv.sh && tools_venv_install scripts/requirements/test-servers.txt'`"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("maildir");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let mut cmd = Command::new(python);
+        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")]);
+        if let Some((cert, key)) = tls {
+            cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+        }
+        cmd.args(["-c", "aiosmtpd.handlers.Mailbox"]).arg(&maildir);
+        let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        let mut sink = SmtpSink { child, port, maildir, dir };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = std::fs::read_to_string(sink.dir.path().join("log")).unwrap_or_default();
+            assert!(sink.child.try_wait().unwrap().is_none(), "aiosmtpd exited:\n{log}");
+            assert!(Instant::now() < deadline, "aiosmtpd did not listen on 127.0.0.1:{port}:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sink
+    }
+
+    /// The messages received, as stored (headers, with aiosmtpd's X-MailFrom and X-RcptTo).
+    pub fn messages(&self) -> Vec<String> {
+        let new = self.maildir.join("new");
+        let Ok(entries) = std::fs::read_dir(&new) else { return Vec::new() };
+        entries.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect()
+    }
+
+    /// The messages received, decoded by Python's `email` package: one JSON object each with
+    /// `to`, `from`, `subject`, `content_type`, `text` and `html` (the parts' decoded content, or
+    /// null), in the order they arrived.
+    pub fn parsed(&self) -> Vec<serde_json::Value> {
+        const PARSE: &str = r#"
+import email, json, pathlib, sys
+from email import policy
+out = []
+for p in sorted(pathlib.Path(sys.argv[1]).glob("*"), key=lambda p: p.stat().st_mtime_ns):
+    m = email.message_from_bytes(p.read_bytes(), policy=policy.default)
+    text, html = m.get_body(("plain",)), m.get_body(("html",))
+    out.append({"to": str(m["To"]), "from": str(m["From"]), "subject": str(m["Subject"]),
+                "content_type": m.get_content_type(),
+                "text": text.get_content() if text else None, "html": html.get_content() if html else None})
+print(json.dumps(out))
+"#;
+        let new = self.maildir.join("new");
+        if !new.is_dir() {
+            return Vec::new();
+        }
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/python");
+        let out = Command::new(python).args(["-c", PARSE]).arg(&new).output().unwrap();
+        assert!(out.status.success(), "parsing the messages: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// Whether this process's effective uid is 0 (from /proc/self/status; no libc binding needed).
 fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")

@@ -101,7 +101,9 @@ pub async fn create_customer(
         Err(e) if fintech_db::is_unique_violation(&e) => return Err(AccountsError::CustomerExists),
         other => other?,
     }
-    let data = serde_json::json!({ "customer_id": customer.id, "kind": customer.kind, "kyc_status": "pending" });
+    // The name and addresses go with the event: notifications writes to the customer with them.
+    let data = serde_json::json!({ "customer_id": customer.id, "kind": customer.kind, "kyc_status": "pending",
+                                   "name": customer.name, "email": customer.email, "phone": customer.phone });
     fintech_events::outbox::stage(&mut tx, TOPIC, &event("customer.created", &customer.id, data)).await?;
     tx.commit().await?;
     state.ctx.events_committed();

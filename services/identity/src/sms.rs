@@ -221,7 +221,9 @@ pub(crate) async fn send_code(
             return Err(match e {
                 // The gateways' own per-number limit (SMS pumping): a 429 like identity's limits.
                 MessageError::Limited(wait) => IdentityError::TooManyAttempts(wait),
-                MessageError::Undelivered(_) | MessageError::Ambiguous(_) => IdentityError::SmsUnavailable,
+                MessageError::Undelivered(_) | MessageError::Ambiguous(_) | MessageError::Unavailable(_) => {
+                    IdentityError::SmsUnavailable
+                }
                 MessageError::Invalid(_) | MessageError::Io(_) => {
                     IdentityError::Internal("sending a one-time code by SMS failed".into())
                 }
