@@ -15,6 +15,7 @@ pub static SERVICES: &[&dyn Service] = &[
     &fintech_risk::RiskService,
     &fintech_payments::PaymentsService,
     &fintech_notifications::NotificationsService,
+    &fintech_webhooks::WebhooksService,
 ];
 
 /// The service called `name`, or an error listing the known ones.

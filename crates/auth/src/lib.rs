@@ -96,7 +96,9 @@ pub mod scopes {
     pub const PAYMENTS_READ: &str = "payments:read";
     /// Capture, cancel and refund the merchant's payments.
     pub const PAYMENTS_MANAGE: &str = "payments:manage";
-    pub const ALL: [&str; 3] = [PAYMENTS_WRITE, PAYMENTS_READ, PAYMENTS_MANAGE];
+    /// Register, change and read the merchant's webhook endpoints, and replay deliveries.
+    pub const WEBHOOKS_MANAGE: &str = "webhooks:manage";
+    pub const ALL: [&str; 4] = [PAYMENTS_WRITE, PAYMENTS_READ, PAYMENTS_MANAGE, WEBHOOKS_MANAGE];
 }
 
 /// The claims of an access token.

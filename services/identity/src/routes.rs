@@ -695,7 +695,7 @@ pub async fn create_staff(
 #[serde(deny_unknown_fields)]
 pub struct NewApiKeyRequest {
     pub name: String,
-    /// `payments:write`, `payments:read`, `payments:manage`.
+    /// `payments:write`, `payments:read`, `payments:manage`, `webhooks:manage`.
     pub scopes: Vec<String>,
 }
 
@@ -730,7 +730,7 @@ pub async fn create_api_key(
         errors.push(FieldError::new(
             "scopes",
             "invalid_scopes",
-            "must list one or more of payments:write, payments:read, payments:manage",
+            "must list one or more of payments:write, payments:read, payments:manage, webhooks:manage",
         ));
     }
     if !errors.is_empty() {
