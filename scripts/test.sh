@@ -36,6 +36,8 @@ command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 # emulator: `gcloud beta emulators pubsub` (Google's apt repository), which runs on Java.
 [ -d /usr/lib/google-cloud-sdk/platform/pubsub-emulator ] || apt_packages+=(google-cloud-cli google-cloud-cli-pubsub-emulator)
 command -v java >/dev/null 2>&1 || apt_packages+=(default-jre-headless)
+# The statements tests read the PDFs they make with poppler's pdftotext.
+command -v pdftotext >/dev/null 2>&1 || apt_packages+=(poppler-utils)
 # The release-plan tests (fintech/tests/release_plan.rs) start a private docker-registry.
 [ -x /usr/bin/docker-registry ] || apt_packages+=(docker-registry)
 if [ ${#apt_packages[@]} -gt 0 ]; then

@@ -16,6 +16,7 @@ pub static SERVICES: &[&dyn Service] = &[
     &fintech_payments::PaymentsService,
     &fintech_notifications::NotificationsService,
     &fintech_webhooks::WebhooksService,
+    &fintech_statements::StatementsService,
 ];
 
 /// The service called `name`, or an error listing the known ones.

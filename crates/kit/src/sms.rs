@@ -432,7 +432,9 @@ impl GatewaySender {
 impl MessageSender for GatewaySender {
     async fn send_sms(&self, to: &str, body: &str, kind: &str) -> Result<String, MessageError> {
         crate::messages::check(to, body, kind)?;
-        if let Err(wait) = self.per_number.take(to).await {
+        // Each kind of message has its own allowance per number: a run of transfer notices must
+        // not use up the one-time codes a customer needs to sign in.
+        if let Err(wait) = self.per_number.take(&format!("{kind}:{to}")).await {
             tracing::warn!(kind, retry_after_s = wait.secs(), "SMS refused: too many messages to this number");
             return Err(MessageError::Limited(wait));
         }

@@ -95,7 +95,11 @@ impl TestApp {
             );
         }
         let shutdown = CancellationToken::new();
-        let host = Host::embedded(config, settings, data_dir.clone(), shutdown.clone());
+        let mut host = Host::embedded(config, settings, data_dir.clone(), shutdown.clone());
+        // `storage.backend=gcs` (against the storage emulator) as `fintech serve` does it.
+        if let Some(bucket) = fintech_kit::gcs_store(&host.settings).expect("storage settings") {
+            host.store = bucket;
+        }
         let app = host.start(services).await.expect("services start");
         let registry = host.registry.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

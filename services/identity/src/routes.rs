@@ -27,7 +27,7 @@ use fintech_kit::security::SecurityLog;
 
 /// Which service may ask for tokens to call which others. Anything not listed is refused.
 pub const SERVICE_CALLS: &[(&str, &[&str])] =
-    &[("accounts", &["ledger"]), ("payments", &["ledger", "accounts", "vault", "risk"])];
+    &[("accounts", &["ledger"]), ("payments", &["ledger", "accounts", "vault", "risk"]), ("statements", &["ledger"])];
 
 /// Sign-in, sign-up and key exchanges per client address: 20 at once, then one every 3 s.
 pub const PER_IP: Rule = Rule { capacity: 20, refill_every: Duration::from_secs(3) };

@@ -10,7 +10,7 @@ use fintech_auth::ServiceTokens;
 use serde_json::json;
 
 use crate::domain::{Account, AccountStatus, NewAccount, NewTransfer, Resolve, Transfer, TransferKind};
-use crate::engine::Ledger;
+use crate::engine::{Ledger, Posting};
 use crate::error::LedgerError;
 use crate::error::Side;
 
@@ -25,6 +25,9 @@ pub trait LedgerClient: Send + Sync + fmt::Debug {
     async fn transfer(&self, t: NewTransfer) -> Result<Transfer, LedgerError>;
     /// Posts or voids a hold (idempotent on its id).
     async fn resolve(&self, r: Resolve) -> Result<Transfer, LedgerError>;
+    /// The account's postings, newest first: at most `limit` (1 to 200) of those before the
+    /// sequence number `before` (all when `None`).
+    async fn postings(&self, account_id: &str, before: Option<i64>, limit: u32) -> Result<Vec<Posting>, LedgerError>;
 }
 
 /// The handle services find in the registry when the ledger runs in their process.
@@ -46,6 +49,10 @@ impl LedgerClient for Ledger {
     }
     async fn resolve(&self, r: Resolve) -> Result<Transfer, LedgerError> {
         Ok(Ledger::resolve(self, r).await?.transfer)
+    }
+    async fn postings(&self, account_id: &str, before: Option<i64>, limit: u32) -> Result<Vec<Posting>, LedgerError> {
+        Ledger::account(self, account_id).await?;
+        Ledger::postings(self, account_id, before, limit).await
     }
 }
 
@@ -141,6 +148,18 @@ impl LedgerClient for HttpLedger {
         }
         let url = format!("{}/api/ledger/v1/transfers/{}/{action}", self.base, r.pending_id);
         self.call(self.http.post(url).json(&body)).await
+    }
+    async fn postings(&self, account_id: &str, before: Option<i64>, limit: u32) -> Result<Vec<Posting>, LedgerError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            items: Vec<Posting>,
+        }
+        let mut url = format!("{}/api/ledger/v1/accounts/{account_id}/postings?limit={limit}", self.base);
+        if let Some(cursor) = before {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let page: Page = self.call(self.http.get(url)).await?;
+        Ok(page.items)
     }
 }
 

@@ -236,7 +236,7 @@ impl Ledger {
                 Ok(Posting {
                     seq: r.try_get("seq")?,
                     transfer_id: r.try_get("id")?,
-                    direction: if debit == account_id { "debit" } else { "credit" },
+                    direction: if debit == account_id { "debit" } else { "credit" }.to_owned(),
                     amount_minor: r.try_get("amount_minor")?,
                     currency: r.try_get("currency")?,
                     created_at: r.try_get("created_at")?,
@@ -261,12 +261,12 @@ impl Ledger {
 }
 
 /// One line of an account's history.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Posting {
     pub seq: i64,
     pub transfer_id: String,
     /// `debit` or `credit`.
-    pub direction: &'static str,
+    pub direction: String,
     pub amount_minor: i64,
     pub currency: String,
     pub created_at: String,

@@ -25,6 +25,8 @@ const DEFAULT_PAGE_SIZE: u32 = 50;
 
 /// The services that may write to the ledger.
 pub const CALLERS: &[&str] = &["accounts", "payments"];
+/// The services that may read accounts and postings: the writers, and statements.
+pub const READERS: &[&str] = &["accounts", "payments", "statements"];
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -71,7 +73,7 @@ impl FromRequestParts<AppState> for Reader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let allowed = CALLERS.iter().any(|s| caller.is_service(s)) || caller.has_role(Role::Support);
+        let allowed = READERS.iter().any(|s| caller.is_service(s)) || caller.has_role(Role::Support);
         caller.require(allowed, "read the ledger")?;
         Ok(Reader(caller))
     }

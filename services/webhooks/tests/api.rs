@@ -64,7 +64,16 @@ fn openssl_v1(secret: &str, t: &str, body: &[u8]) -> String {
 }
 
 #[tokio::test]
-async fn merchants_receive_signed_events_retried_disabled_and_replayed() {
+async fn merchants_receive_signed_events_retried_disabled_and_replayed_sqlite() {
+    merchant_flow(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn merchants_receive_signed_events_retried_disabled_and_replayed_mariadb() {
+    merchant_flow(Backend::MariaDb).await;
+}
+
+async fn merchant_flow(backend: Backend) {
     let hooks = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/hooks"))
@@ -82,7 +91,7 @@ async fn merchants_receive_signed_events_retried_disabled_and_replayed() {
     let broken = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&broken).await;
 
-    let spawn = Spawn::new(Backend::Sqlite)
+    let spawn = Spawn::new(backend)
         .with("webhooks.allowed_networks", "127.0.0.0/8")
         .with("webhooks.backoff_base_ms", 50)
         .with("webhooks.backoff_max_ms", 200)

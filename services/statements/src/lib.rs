@@ -1,0 +1,229 @@
+//! statements: each account's monthly statement, as CSV and PDF in the bucket, downloadable by its
+//! owner through a short-lived link.
+//!
+//! The service learns accounts and their owners from accounts' `account.opened` events. A
+//! statement covers one calendar month (UTC) that has ended; it is built from the ledger
+//! (`statement.rs`), written to the bucket as `statements/<id>.csv` and `statements/<id>.pdf`, and
+//! recorded once per account and month. The monthly job makes the statements of the month just
+//! ended for every known account; an owner (or an operator) may ask for any ended month.
+
+pub mod config;
+pub mod error;
+pub mod pdf;
+pub mod routes;
+pub mod statement;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use bytes::Bytes;
+use fintech_db::sqlx::migrate::Migrator;
+use fintech_db::{Db, Engine};
+use fintech_events::{EventEnvelope, EventHandler, HandlerError, RetryPolicy, Subscription};
+use fintech_kit::{Service, ServiceContext, Started, config_key};
+use fintech_ledger::client::SharedLedger;
+use fintech_storage::{ObjectKey, ObjectStore};
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+
+use crate::error::StatementsError;
+use crate::statement::Month;
+use crate::store::{KnownAccount, Statement};
+
+pub const SERVICE: &str = "statements";
+pub const TOPICS: &[&str] = &["accounts.events"];
+
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
+
+const TOKEN_SCHEME: fintech_kit::BearerScheme = fintech_kit::BearerScheme("bearer");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "statements", description = "Monthly account statements (CSV and PDF), downloadable by signed link."),
+    paths(routes::create_statement, routes::list_statements, routes::get_statement, routes::download),
+    components(schemas(store::Statement, routes::StatementView, routes::Links, routes::NewStatement, routes::StatementList,
+                       fintech_http::Problem, fintech_http::FieldError)),
+    modifiers(&TOKEN_SCHEME),
+)]
+struct ApiDoc;
+
+/// Makes and keeps statements.
+#[derive(Debug, Clone)]
+pub struct Statements {
+    pub db: Db,
+    pub ledger: SharedLedger,
+    pub store: Arc<dyn ObjectStore>,
+}
+
+/// The bucket keys of a statement's files.
+pub fn object_key(id: &str, format: &str) -> Result<ObjectKey, fintech_storage::StorageError> {
+    ObjectKey::parse(&format!("statements/{id}.{format}"))
+}
+
+impl Statements {
+    /// The statement of `account` for `month`, made now if it does not exist yet.
+    pub async fn make(&self, account: &KnownAccount, month: Month) -> Result<(Statement, bool), StatementsError> {
+        let current = Month::of(&fintech_telemetry::now_rfc3339()).ok_or(StatementsError::MonthNotOver)?;
+        if month >= current {
+            return Err(StatementsError::MonthNotOver);
+        }
+        if let Some(existing) = store::by_account_month(&self.db, &account.account_id, &month.to_string()).await? {
+            return Ok((existing, false));
+        }
+        let built = statement::build(self.ledger.as_ref(), &account.account_id, month).await?;
+        let s = Statement {
+            id: uuid::Uuid::now_v7().to_string(),
+            account_id: built.account_id.clone(),
+            customer_id: account.customer_id.clone(),
+            month: month.to_string(),
+            currency: built.currency.clone(),
+            opening_minor: built.opening_minor,
+            closing_minor: built.closing_minor,
+            credits_minor: built.credits_minor,
+            debits_minor: built.debits_minor,
+            lines: i64::try_from(built.lines.len()).unwrap_or(i64::MAX),
+            created_at: fintech_telemetry::now_rfc3339(),
+        };
+        // Files first: a row always has its files. A concurrent maker's files under another id
+        // are left unreferenced (harmless, and rare: one replica runs the job at a time).
+        self.store
+            .put(&object_key(&s.id, "csv")?, Bytes::from(statement::csv(&built)), "text/csv; charset=utf-8")
+            .await?;
+        self.store.put(&object_key(&s.id, "pdf")?, Bytes::from(statement::pdf(&built)), "application/pdf").await?;
+        if store::insert(&self.db, &s).await? {
+            tracing::info!(statement = %s.id, account = %s.account_id, month = %s.month, lines = s.lines, "statement made");
+            return Ok((s, true));
+        }
+        let existing = store::by_account_month(&self.db, &account.account_id, &month.to_string()).await?;
+        Ok((existing.ok_or(StatementsError::NotFound)?, false))
+    }
+
+    /// One pass of the monthly job: every known account opened before this month without a
+    /// statement of last month gets one. Returns how many were made.
+    pub async fn monthly_pass(&self) -> Result<usize, StatementsError> {
+        let now = fintech_telemetry::now_rfc3339();
+        let current = Month::of(&now).ok_or(StatementsError::MonthNotOver)?;
+        let last = current.previous();
+        let mut made = 0;
+        loop {
+            let batch = store::missing(&self.db, &last.to_string(), &current.to_string(), 50).await?;
+            if batch.is_empty() {
+                return Ok(made);
+            }
+            for account in &batch {
+                match self.make(account, last).await {
+                    Ok((_, true)) => made += 1,
+                    Ok((_, false)) => {}
+                    // One account's failure (the ledger unreachable, an account gone) must not
+                    // stop the others; it is tried again at the next pass.
+                    Err(e) => {
+                        tracing::warn!(account = %account.account_id, month = %last, error = %e, "statement not made");
+                        return Ok(made);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_monthly(self, every: Duration, shutdown: CancellationToken) {
+        loop {
+            match self.monthly_pass().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(made = n, "monthly statements made"),
+                Err(e) => tracing::warn!(error = %e, "monthly statements pass failed; trying again later"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
+
+/// Learns accounts and their owners.
+#[derive(Debug)]
+struct Accounts {
+    db: Db,
+}
+
+#[async_trait]
+impl EventHandler for Accounts {
+    async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
+        if event.event_type != "account.opened" {
+            return Ok(());
+        }
+        let d = &event.data;
+        let (Some(account_id), Some(customer_id), Some(currency)) =
+            (d["account_id"].as_str(), d["customer_id"].as_str(), d["currency"].as_str())
+        else {
+            return Ok(());
+        };
+        let account = KnownAccount {
+            account_id: account_id.to_owned(),
+            customer_id: customer_id.to_owned(),
+            currency: currency.to_owned(),
+            opened_at: event.time.clone(),
+        };
+        let (event_id, engine) = (event.id.clone(), self.db.engine());
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    if fintech_events::inbox::claim(conn, engine, SERVICE, &event_id).await? {
+                        store::remember_account(conn, &account).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+            .map_err(HandlerError::new)
+    }
+}
+
+/// The statements service.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StatementsService;
+
+#[async_trait]
+impl Service for StatementsService {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    fn migrations(&self, engine: Engine) -> &'static Migrator {
+        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        ApiDoc::openapi()
+    }
+
+    async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
+        let config: config::StatementsConfig = ctx.config.section(&config_key(SERVICE))?;
+        let ledger = fintech_ledger::client::for_service(&ctx, SERVICE, config.ledger_url.as_ref())?;
+        let statements = Statements { db: ctx.db.clone(), ledger, store: Arc::clone(&ctx.store) };
+        for &topic in TOPICS {
+            let handler: Arc<dyn EventHandler> = Arc::new(Accounts { db: ctx.db.clone() });
+            let subscription = Subscription {
+                name: format!("{SERVICE}.{topic}"),
+                topic: topic.to_owned(),
+                retry: RetryPolicy::default(),
+            };
+            ctx.bus.subscribe(subscription, handler).await.with_context(|| format!("subscribing to {topic}"))?;
+        }
+        if config.monthly {
+            tokio::spawn(
+                statements.clone().run_monthly(Duration::from_millis(config.monthly_check_ms), ctx.shutdown.clone()),
+            );
+        }
+        let state = routes::AppState { statements, link_ttl: Duration::from_secs(config.link_ttl_s) };
+        Ok(Started { router: routes::router(state), checks: Vec::new() })
+    }
+}
