@@ -52,8 +52,10 @@ def services(env: str) -> dict:
     derives from auth.identityService: every other service calls identity (its serviceUrls get
     FINTECH_AUTH__IDENTITY_URL) and identity admits them all (its allowedCallers); from redis:
     a service's redis.enabled holds only when the release has a Redis, and such a service reads
-    FINTECH_REDIS__URL from Secret Manager (its secretEnv); and from sms: each listed provider is an
-    external endpoint (its base URL and address ranges) and a secretEnv entry (its credential)."""
+    FINTECH_REDIS__URL from Secret Manager (its secretEnv); from sms: each listed provider is an
+    external endpoint (its base URL and address ranges) and a secretEnv entry (its credential, and
+    vonage's signature secret when one is named); and from email: when enabled, FINTECH_EMAIL__SMTP_URL
+    is a secretEnv entry."""
     values = env_values(env)
     out = {name: merge(values["serviceDefaults"], svc or {}) for name, svc in values["services"].items()}
     for svc in out.values():
@@ -69,6 +71,11 @@ def services(env: str) -> dict:
             svc["externalEndpoints"] = {**(svc.get("externalEndpoints") or {}), sms_url(provider): {
                 "url": settings["baseUrl"], "cidrs": settings.get("cidrs") or []}}
             svc["secretEnv"] = {**(svc.get("secretEnv") or {}), variable: settings[key]}
+            if provider == "vonage" and (settings.get("signatureSecret") or {}).get("secret"):
+                svc["secretEnv"][VONAGE_SIGNATURE_SECRET] = settings["signatureSecret"]
+        email = svc.get("email") or {}
+        if email.get("enabled"):
+            svc["secretEnv"] = {**(svc.get("secretEnv") or {}), SMTP_URL: email["smtpUrl"]}
     identity = identity_service(env)
     if identity in out:
         callers = list(out[identity]["allowedCallers"])
@@ -84,6 +91,10 @@ REDIS_URL = "FINTECH_REDIS__URL"
 # Each SMS provider's credential: its key under services.<name>.sms.<provider>, and its variable.
 SMS_CREDENTIALS = {"twilio": ("authToken", "FINTECH_SMS__TWILIO__AUTH_TOKEN"),
                    "vonage": ("apiSecret", "FINTECH_SMS__VONAGE__API_SECRET")}
+# The key Vonage-style delivery receipts are verified with (sms.vonage.signatureSecret, optional).
+VONAGE_SIGNATURE_SECRET = "FINTECH_SMS__VONAGE__SIGNATURE_SECRET"
+# The SMTP server's URL (email.smtpUrl, with email.enabled): it holds the password.
+SMTP_URL = "FINTECH_EMAIL__SMTP_URL"
 
 
 def sms_url(provider: str) -> str:

@@ -6,8 +6,8 @@ from conftest import base_values, full, pod_labels
 from render import render
 
 DIGEST = "sha256:" + "c" * 64
-# Services that do not exist (yet): each test adds them with one entry.
-NEW_SERVICES = {"webhooks", "market-data", "investments"}
+# Services that are not built (yet): each test adds them with one entry.
+NEW_SERVICES = {"market-data", "investments"}
 
 
 def with_services(entries: dict) -> list[dict]:
@@ -28,22 +28,23 @@ def test_the_new_services_are_not_in_values_yaml():
 
 
 def test_minimal_entry_gets_everything():
-    docs = with_services({"webhooks": {}})
+    docs = with_services({"market-data": {}})
     for kind in ("Deployment", "Service", "ServiceAccount", "ConfigMap", "HorizontalPodAutoscaler",
                  "PodDisruptionBudget", "NetworkPolicy", "PodMonitoring"):
-        assert full("webhooks") in names(docs, kind), kind
+        assert full("market-data") in names(docs, kind), kind
     # Internal by default: no route, no database, no secrets.
-    assert full("webhooks") not in names(docs, "HTTPRoute")
-    assert f"{full('webhooks')}-migrate" not in names(docs, "Job")
-    assert full("webhooks") not in names(docs, "ExternalSecret")
+    assert full("market-data") not in names(docs, "HTTPRoute")
+    assert f"{full('market-data')}-migrate" not in names(docs, "Job")
+    assert full("market-data") not in names(docs, "ExternalSecret")
     # It verifies access tokens with identity's keys: identity's URL, and the path to it.
     config = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
-    assert config[full("webhooks")]["data"]["FINTECH_AUTH__IDENTITY_URL"] == f"http://{full('identity')}:8080"
+    assert config[full("market-data")]["data"]["FINTECH_AUTH__IDENTITY_URL"] == f"http://{full('identity')}:8080"
     policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
-    webhooks_out = policies[full("webhooks")]["spec"]["egress"]
-    assert any(r["to"] == [{"podSelector": {"matchLabels": pod_labels("identity")}}] for r in webhooks_out)
+    market_data_out = policies[full("market-data")]["spec"]["egress"]
+    assert any(r["to"] == [{"podSelector": {"matchLabels": pod_labels("identity")}}] for r in market_data_out)
+    assert not any("0.0.0.0/0" in json.dumps(r) for r in market_data_out), "no public egress by default"
     identity_in = policies[full("identity")]["spec"]["ingress"]
-    assert any({"podSelector": {"matchLabels": pod_labels("webhooks")}} in r["from"] for r in identity_in)
+    assert any({"podSelector": {"matchLabels": pod_labels("market-data")}} in r["from"] for r in identity_in)
 
 
 def test_database_route_and_callers_from_one_entry():
@@ -72,6 +73,6 @@ def test_database_route_and_callers_from_one_entry():
 
 def test_service_can_be_removed_per_environment():
     docs = render("staging", "--set-json", "services.contact-us=null",
-                  "--set-json", 'services.webhooks={}', "--set", f"services.webhooks.image.digest={DIGEST}")
+                  "--set-json", 'services.market-data={}', "--set", f"services.market-data.image.digest={DIGEST}")
     assert full("contact-us") not in names(docs, "Deployment")
-    assert full("webhooks") in names(docs, "Deployment")
+    assert full("market-data") in names(docs, "Deployment")

@@ -1,5 +1,5 @@
 """Redis (Memorystore): rate limits shared by every replica. With redis.enabled, each service with
-redis.enabled (identity) reads FINTECH_REDIS__URL from Secret Manager, never from values, gets
+redis.enabled (identity, notifications) reads FINTECH_REDIS__URL from Secret Manager, never from values, gets
 FINTECH_REDIS__KEY_PREFIX in its ConfigMap, trusts the instance's own certificate authorities
 (Secret Manager too, mounted read-only as the file FINTECH_REDIS__CA_FILE names) and may reach the
 instance; no other service, and no migration Job, gets any of it. On in staging and production, off
@@ -16,6 +16,8 @@ CA_FILE = "FINTECH_REDIS__CA_FILE"
 CA_DIR = "/etc/fintech/redis"
 CA_KEY = "redis-ca"
 ON = {"ci": False, "staging": True, "production": True}
+# identity rate-limits sign-ins, OTPs and SMS; notifications its messages per recipient (and SMS).
+USERS = {"identity", "notifications"}
 
 
 def one(docs, kind, name):
@@ -90,7 +92,7 @@ def test_on_in_staging_and_production_only(env):
     assert env_values(env)["redis"]["enabled"] is ON[env]
     m = manifest(env)
     for name in services(env):
-        uses = ON[env] and name == "identity"
+        uses = ON[env] and name in USERS
         assert (REDIS_URL in app_env(m.docs, name)) == uses, name
         config = m.one("ConfigMap", full(name))["data"]
         assert ("FINTECH_REDIS__KEY_PREFIX" in config) == uses, name
@@ -99,15 +101,17 @@ def test_on_in_staging_and_production_only(env):
         assert bool(redis_rules(m.one("NetworkPolicy", full(name)), env)) == uses, name
     for es in m.all("ExternalSecret"):
         keys = {d["secretKey"] for d in es["spec"]["data"]}
-        uses = ON[env] and es["metadata"]["name"] == full("identity")
+        uses = ON[env] and es["metadata"]["name"] in {full(name) for name in USERS}
         assert (REDIS_URL in keys) == uses and (CA_KEY in keys) == uses, es["metadata"]["name"]
     if ON[env]:
-        assert_trusts_the_instance_ca(m.docs, "identity", env)
+        for name in USERS:
+            assert_trusts_the_instance_ca(m.docs, name, env)
 
 
 def test_identity_trusts_the_instance_ca(enabled):
     env, docs = enabled
-    assert_trusts_the_instance_ca(docs, "identity", env)
+    for name in USERS:
+        assert_trusts_the_instance_ca(docs, name, env)
 
 
 def test_identity_reads_the_url_from_secret_manager(enabled):
@@ -125,9 +129,9 @@ def test_identity_reads_the_url_from_secret_manager(enabled):
 def test_only_the_services_that_use_it(enabled):
     env, docs = enabled
     declared = {name for name, svc in env_values(env)["services"].items() if ((svc or {}).get("redis") or {}).get("enabled")}
-    assert declared == {"identity"}, "identity rate-limits sign-ins, OTPs and SMS"
+    assert declared == USERS, "identity rate-limits sign-ins, OTPs and SMS; notifications its messages"
     for name in services(env):
-        uses = name == "identity"
+        uses = name in USERS
         assert (REDIS_URL in app_env(docs, name)) == uses, name
         assert ("FINTECH_REDIS__KEY_PREFIX" in one(docs, "ConfigMap", full(name))["data"]) == uses, name
         assert (CA_FILE in one(docs, "ConfigMap", full(name))["data"]) == uses, name
@@ -146,9 +150,10 @@ def test_only_the_services_that_use_it(enabled):
 def test_identity_reaches_memorystore_only(enabled):
     env, docs = enabled
     net = env_values(env)["networkPolicy"]["redis"]
-    (rule,) = redis_rules(one(docs, "NetworkPolicy", full("identity")), env)
-    assert rule == {"to": [{"ipBlock": {"cidr": c}} for c in net["cidrs"]],
-                    "ports": [{"protocol": "TCP", "port": 6378}]}, "Memorystore with TLS in transit"
+    for name in USERS:
+        (rule,) = redis_rules(one(docs, "NetworkPolicy", full(name)), env)
+        assert rule == {"to": [{"ipBlock": {"cidr": c}} for c in net["cidrs"]],
+                        "ports": [{"protocol": "TCP", "port": 6378}]}, "Memorystore with TLS in transit"
 
 
 def annotations(docs):

@@ -25,7 +25,17 @@ def test_route_table_lives_in_values_yaml_only():
     # vault's deadline (the timeout minus 1 s) outlasts the acquirer's 15 s.
     assert public["vault"] == {"pathPrefix": "/api/vault", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 20}
     assert public["risk"] == {"pathPrefix": "/api/risk", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 10}
-    assert not {"ledger", "accounts", "audit"} & set(public), "internal services have no route"
+    # Customers and staff read deliveries; the SMS providers post their signed delivery statuses.
+    assert public["notifications"] == {"pathPrefix": "/api/notifications", "maxBodyBytes": 64 * 1024,
+                                       "timeoutSeconds": 10}
+    # Merchants manage their endpoints and deliveries; owners ask for and read their statements
+    # (making one reads the ledger and writes two files within the request).
+    assert public["webhooks"] == {"pathPrefix": "/api/webhooks", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 10}
+    assert public["statements"] == {"pathPrefix": "/api/statements", "maxBodyBytes": 64 * 1024,
+                                    "timeoutSeconds": 30}
+    # Customers register themselves, open accounts and read balances.
+    assert public["accounts"] == {"pathPrefix": "/api/accounts", "maxBodyBytes": 64 * 1024, "timeoutSeconds": 10}
+    assert not {"ledger", "audit"} & set(public), "internal services have no route"
 
 
 def test_every_service_of_the_binary_is_deployed():
@@ -155,6 +165,7 @@ def test_bucket_names_are_terraforms():
         else:
             assert bucket is None, f"{name} has no bucket in deploy/terraform/services.yaml"
     assert base["services"]["contact-us"]["bucket"] == "attachments"
+    assert base["services"]["statements"]["bucket"] == "statements"
     identity = (terraform / "modules" / "workload-identity" / "main.tf").read_text()
     grant = re.search(r'^resource "google_service_account_iam_member" "sign_blob" \{(.*?)^\}', identity,
                       re.MULTILINE | re.DOTALL)
@@ -177,19 +188,26 @@ def test_bucket_names_are_terraforms():
 
 
 def test_sms_secrets_are_terraforms():
-    """The Secret Manager secrets of identity's SMS gateways are declared in deploy/terraform's
-    catalog, readable by identity (an operator adds their values)."""
+    """The Secret Manager secrets of the SMS gateways (identity's and notifications') and of the SMTP
+    server (notifications') are declared in deploy/terraform's catalog, each readable by the service
+    that names it (an operator adds their values)."""
     catalog = yaml.safe_load((HELM_DIR.parent / "terraform" / "services.yaml").read_text())["services"]
     base = yaml.safe_load((CHART / "values.yaml").read_text())
     for name, svc in base["services"].items():
-        sms = (svc or {}).get("sms")
-        if not sms:
-            continue
         declared = (catalog.get(name) or {}).get("secrets") or []
-        assert sms["twilio"]["authToken"]["secret"] in declared, name
-        assert sms["vonage"]["apiSecret"]["secret"] in declared, name
+        sms = (svc or {}).get("sms")
+        if sms:
+            assert sms["twilio"]["authToken"]["secret"] in declared, name
+            assert sms["vonage"]["apiSecret"]["secret"] in declared, name
+            if sms["vonage"].get("signatureSecret"):
+                assert sms["vonage"]["signatureSecret"]["secret"] in declared, name
+        email = (svc or {}).get("email")
+        if email:
+            assert email["smtpUrl"]["secret"] in declared, name
     assert base["services"]["identity"]["sms"]["twilio"]["authToken"]["secret"] == "identity-twilio-auth-token"
     assert base["services"]["identity"]["sms"]["vonage"]["apiSecret"]["secret"] == "identity-vonage-api-secret"
+    assert "signatureSecret" not in base["services"]["identity"]["sms"]["vonage"], \
+        "only notifications receives delivery receipts"
 
 
 def test_no_secret_in_values_files():

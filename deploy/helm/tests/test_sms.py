@@ -1,6 +1,6 @@
-"""identity's SMS gateways (services.identity.sms). Off in every environment and in the defaults:
-nothing of them is rendered, the one-time codes go to the file outbox, and identity reaches no third
-party. Turned on, each listed provider gets its settings in the ConfigMap (identifiers quoted, so a
+"""identity's SMS gateways (services.identity.sms; notifications' are wired the same way, see
+test_notifications.py). Off in every environment and in the defaults: nothing of them is rendered,
+the one-time codes go to the file outbox, and identity reaches no third party. Turned on, each listed provider gets its settings in the ConfigMap (identifiers quoted, so a
 number stays a string), its credential from Secret Manager by reference, and an egress rule to its
 own address ranges on its URL's port, and nothing else; the render refuses a provider half
 configured, and SMS settings set any other way."""
@@ -32,25 +32,34 @@ def config(docs, service):
 
 
 def ip_rules(docs, service):
-    """The egress rules of a service's NetworkPolicy that name address ranges on 443, but Google's."""
+    """The egress rules of a service's NetworkPolicy that name address ranges on 443, but Google's
+    and, for a service with publicEgress (webhooks, see test_webhooks.py), its rule to the public
+    internet."""
     google = set(env_values("staging")["networkPolicy"]["googleApis"]["cidrs"])
+    public = (services("staging")[service].get("publicEgress") or {}).get("enabled")
     rules = []
     for rule in one(docs, "NetworkPolicy", full(service))["spec"]["egress"]:
         cidrs = [peer["ipBlock"]["cidr"] for peer in rule["to"] if "ipBlock" in peer]
+        if public and cidrs == ["0.0.0.0/0"]:
+            continue
         if cidrs and not set(cidrs) <= google and rule["ports"][0]["port"] not in (53, 80, 988, 3307, 6378):
             rules.append((cidrs, rule["ports"]))
     return rules
 
 
 def test_off_in_every_environment(env):
-    """No provider: no FINTECH_SMS__* anywhere, no SMS secret, no way out of the cluster for identity."""
-    assert not services(env)["identity"]["sms"]["providers"]
+    """No provider: no FINTECH_SMS__* anywhere, no SMS secret, no way out of the cluster for the
+    services that send SMS (identity, notifications)."""
+    senders = {name for name, svc in services(env).items() if svc.get("sms")}
+    assert senders == {"identity", "notifications"}
     m = manifest(env)
+    for name in senders:
+        assert not services(env)[name]["sms"]["providers"], name
+        assert ip_rules(m.docs, name) == [], name
     for cm in m.all("ConfigMap"):
         assert not [k for k in cm["data"] if k.startswith("FINTECH_SMS__")], cm["metadata"]["name"]
     for es in m.all("ExternalSecret"):
         assert not [d for d in es["spec"]["data"] if d["secretKey"].startswith("FINTECH_SMS__")]
-    assert ip_rules(m.docs, "identity") == []
 
 
 def test_providers_in_failover_order():
@@ -84,6 +93,7 @@ def test_credentials_come_from_secret_manager():
     data = {d["secretKey"]: d["remoteRef"] for d in one(docs, "ExternalSecret", full("identity"))["spec"]["data"]}
     assert data["FINTECH_SMS__TWILIO__AUTH_TOKEN"] == {"key": f"{prefix}identity-twilio-auth-token", "version": "latest"}
     assert data["FINTECH_SMS__VONAGE__API_SECRET"] == {"key": f"{prefix}identity-vonage-api-secret", "version": "latest"}
+    assert "FINTECH_SMS__VONAGE__SIGNATURE_SECRET" not in data, "identity receives no delivery receipts"
     container = one(docs, "Deployment", full("identity"))["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
     for _, variable in SMS_CREDENTIALS.values():
@@ -121,6 +131,10 @@ def test_a_base_url_port_and_a_status_callback():
     assert data[sms_url("twilio")] == "https://sms-proxy.example:8443"
     assert data["FINTECH_SMS__TWILIO__STATUS_CALLBACK"] == "https://api.fintech.example/x"
     assert ip_rules(docs, "identity") == [(["198.51.100.0/24"], [{"protocol": "TCP", "port": 8443}])]
+    vonage = {**VONAGE, "statusCallback": "https://api.fintech.example/y"}
+    data = config(render("staging", *with_sms(("vonage",), None, vonage)), "identity")
+    assert data["FINTECH_SMS__VONAGE__STATUS_CALLBACK"] == "https://api.fintech.example/y"
+    assert "FINTECH_SMS__TWILIO__STATUS_CALLBACK" not in data
 
 
 def test_an_alphanumeric_sender():
@@ -166,6 +180,8 @@ def test_a_provider_is_not_the_internet(cidrs):
     ("vonage", {**VONAGE, "from": "+447700900000"}),
     ("vonage", {**VONAGE, "from": "FINTECHSENDER"}),
     ("vonage", {**VONAGE, "apiKey": 'a"b'}),
+    ("vonage", {**VONAGE, "statusCallback": "http://api.fintech.example/x"}),
+    ("vonage", {**VONAGE, "signatureSecret": {"secret": "a b"}}),
     ("perNumberPerHour", 0),
     ("timeoutMs", 60000),
 ])

@@ -395,6 +395,10 @@ def test_pod_monitoring(env, service):
     assert re.fullmatch(r"\d+(ms|s|m)", endpoint["interval"])
 
 
+# The ranges a public egress rule must always leave out (values.schema.json requires them too).
+NON_PUBLIC = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8")
+
+
 def rule_ports(rule):
     return {(p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports", [])}
 
@@ -428,9 +432,17 @@ def test_network_policy(env, service):
     callees = {n for n, other in all_services.items() if service in other["allowedCallers"]}
     for callee in callees:
         assert any(r["to"] == [{"podSelector": {"matchLabels": pod_labels(callee)}}] for r in egress), callee
+    # The internet only for a service with publicEgress (webhooks), on its ports, never the
+    # non-public ranges; and never IPv6's.
+    public = svc.get("publicEgress") or {}
     for rule in egress:
         for peer in rule["to"]:
-            assert peer.get("ipBlock", {}).get("cidr") not in ("0.0.0.0/0", "::/0"), "no egress to the internet"
+            cidr = peer.get("ipBlock", {}).get("cidr")
+            assert cidr != "::/0", "no egress to the IPv6 internet"
+            if cidr == "0.0.0.0/0":
+                assert public.get("enabled"), f"{service}: no egress to the internet"
+                assert set(NON_PUBLIC) <= set(peer["ipBlock"]["except"])
+                assert rule_ports(rule) == {("TCP", p) for p in public["ports"]}
     migrate = m.find("NetworkPolicy", f"{full(service)}-migrate")
     if svc["database"]["enabled"]:
         assert migrate["spec"]["podSelector"]["matchLabels"] == pod_labels(f"{service}-migrate")

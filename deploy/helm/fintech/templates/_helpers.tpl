@@ -26,9 +26,11 @@ serviceUrls.FINTECH_AUTH__IDENTITY_URL (it verifies tokens with identity's JWKS)
 allowedCallers gets every other service (so the network policies let them reach it); and Redis:
 redis.enabled of a service is true only when the release has a Redis (redis.enabled) too, and
 such a service reads FINTECH_REDIS__URL from Secret Manager (secretEnv, secret redis.urlSecret),
-and the CA certificates from there too (redis.caSecret, a file: see fintech.redisCaFile); and SMS:
+and the CA certificates from there too (redis.caSecret, a file: see fintech.redisCaFile); SMS:
 each provider in sms.providers becomes an external endpoint (FINTECH_SMS__<PROVIDER>__BASE_URL,
-its URL and address ranges: the ConfigMap and the egress) and a secretEnv entry (its credential).
+its URL and address ranges: the ConfigMap and the egress) and a secretEnv entry (its credential;
+vonage also its signature secret, when sms.vonage.signatureSecret names one); and e-mail: with
+email.enabled, FINTECH_EMAIL__SMTP_URL becomes a secretEnv entry (email.smtpUrl).
 */}}
 {{- define "fintech.services" -}}
 {{- $out := dict -}}
@@ -70,8 +72,17 @@ its URL and address ranges: the ConfigMap and the egress) and a secretEnv entry 
 {{- $vonage := $sms.vonage | default dict -}}
 {{- $_ := set $endpoints "FINTECH_SMS__VONAGE__BASE_URL" (dict "url" $vonage.baseUrl "cidrs" ($vonage.cidrs | default list)) -}}
 {{- $_ := set $secrets "FINTECH_SMS__VONAGE__API_SECRET" ($vonage.apiSecret | default dict) -}}
+{{- if ($vonage.signatureSecret | default dict).secret -}}
+{{- $_ := set $secrets "FINTECH_SMS__VONAGE__SIGNATURE_SECRET" $vonage.signatureSecret -}}
+{{- end -}}
 {{- end -}}
 {{- $_ := set $s "externalEndpoints" $endpoints -}}
+{{- $_ := set $s "secretEnv" $secrets -}}
+{{- end -}}
+{{- $email := $s.email | default dict -}}
+{{- if $email.enabled -}}
+{{- $secrets := deepCopy ($s.secretEnv | default dict) -}}
+{{- $_ := set $secrets "FINTECH_EMAIL__SMTP_URL" ($email.smtpUrl | default dict) -}}
 {{- $_ := set $s "secretEnv" $secrets -}}
 {{- end -}}
 {{- $_ := set $out $name $s -}}
@@ -187,12 +198,21 @@ FINTECH_SMS__TWILIO__STATUS_CALLBACK: {{ . | quote }}
 {{- $vonage := .vonage | default dict }}
 FINTECH_SMS__VONAGE__API_KEY: {{ include "fintech.tomlString" ($vonage.apiKey | default "") | quote }}
 FINTECH_SMS__VONAGE__FROM: {{ include "fintech.tomlString" ($vonage.from | default "") | quote }}
+{{- with $vonage.statusCallback }}
+FINTECH_SMS__VONAGE__STATUS_CALLBACK: {{ . | quote }}
+{{- end }}
 {{- end }}
 {{- range $key, $env := dict "perNumberPerHour" "PER_NUMBER_PER_HOUR" "timeoutMs" "TIMEOUT_MS" "breakerFailures" "BREAKER_FAILURES" "breakerCoolDownMs" "BREAKER_COOL_DOWN_MS" }}
 {{- with get $svc.sms $key }}
 FINTECH_SMS__{{ $env }}: {{ . | int | quote }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- with $svc.email }}
+{{- if .enabled }}
+FINTECH_EMAIL__FROM: {{ include "fintech.tomlString" .from | quote }}
+FINTECH_EMAIL__TIMEOUT_MS: {{ .timeoutMs | int | quote }}
 {{- end }}
 {{- end }}
 {{- range $k, $v := $svc.env }}
@@ -393,6 +413,48 @@ that *.googleapis.com resolves to inside the VPC.
   ports:
     - protocol: TCP
       port: {{ .Values.networkPolicy.redis.port }}
+{{- end -}}
+
+{{/*
+NetworkPolicy egress rule: the SMTP server of a service with email.enabled, at its address ranges
+(a NetworkPolicy cannot name a host) on the SMTP ports (587 STARTTLS, 465 smtps).
+*/}}
+{{- define "fintech.netpol.smtp" -}}
+# FINTECH_EMAIL__SMTP_URL: the SMTP server (its address ranges, services.<name>.email.smtpCidrs)
+- to:
+    {{- range .smtpCidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    {{- range .smtpPorts }}
+    - protocol: TCP
+      port: {{ . | int }}
+    {{- end }}
+{{- end -}}
+
+{{/*
+NetworkPolicy egress rule: any public IPv4 address on the given TCP ports, for a service with
+publicEgress.enabled (webhooks, which posts to the URLs merchants choose, so no address range can
+name them). Never the ranges of networkPolicy.nonPublicCidrs: the VPC (nodes, pods, Services, the
+control plane, Cloud SQL, Memorystore), the metadata server, loopback, carrier-grade NAT... The
+other rules still allow what they allow (Google APIs, DNS): NetworkPolicies only add up.
+Args: dict "context" $ "ports" [443]
+*/}}
+{{- define "fintech.netpol.public" -}}
+# publicEgress: public IPv4 addresses only (networkPolicy.nonPublicCidrs excepted)
+- to:
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except:
+          {{- range .context.Values.networkPolicy.nonPublicCidrs }}
+          - {{ . }}
+          {{- end }}
+  ports:
+    {{- range .ports }}
+    - protocol: TCP
+      port: {{ . | int }}
+    {{- end }}
 {{- end -}}
 
 {{/* NetworkPolicy egress rule: Cloud SQL instances, which the Auth Proxy reaches on port 3307. */}}

@@ -213,6 +213,127 @@ run "gives_risk_and_audit_their_databases_and_streams" {
   }
 }
 
+run "gives_notifications_its_streams_and_secrets" {
+  command = plan
+
+  variables {
+    catalog_file = "../../services.yaml"
+  }
+
+  assert {
+    condition     = output.databases["notifications"] == "notifications" && contains(output.workload_identities["notifications"].project_roles, "roles/cloudsql.client")
+    error_message = "notifications must own the notifications database (its configuration key), with the Cloud SQL client role."
+  }
+
+  # The streams its code subscribes to (services/notifications/src/lib.rs, TOPICS), one
+  # subscription each: notifications.<stream>.
+  assert {
+    condition     = sort([for name, t in output.topics : name if contains(t.subscribers, "notifications")]) == tolist(["accounts.events", "contact-us.events", "identity.events", "payments.events"])
+    error_message = "notifications must consume exactly accounts, payments, contact-us and identity events."
+  }
+
+  assert {
+    condition     = !contains(keys(output.topics), "notifications.events")
+    error_message = "notifications publishes nothing yet: no stream of its own."
+  }
+
+  assert {
+    condition     = alltrue([for secret in ["notifications-smtp-url", "notifications-twilio-auth-token", "notifications-vonage-api-secret", "notifications-vonage-signature-secret"] : output.third_party_secrets[secret] == tolist(["notifications"])])
+    error_message = "The SMTP URL and notifications' SMS credentials (and the Vonage signature secret it verifies delivery receipts with) must be readable by notifications only."
+  }
+
+  assert {
+    condition     = length([for secret, readers in output.third_party_secrets : secret if contains(readers, "notifications")]) == 4
+    error_message = "notifications reads no other operator secret: it calls no service, so it has no secret at identity."
+  }
+
+  assert {
+    condition     = contains(output.redis_users, "notifications")
+    error_message = "notifications keeps its per-recipient limit in Redis."
+  }
+}
+
+run "gives_webhooks_its_streams_and_no_secret" {
+  command = plan
+
+  variables {
+    catalog_file = "../../services.yaml"
+  }
+
+  assert {
+    condition     = output.databases["webhooks"] == "webhooks" && contains(output.workload_identities["webhooks"].project_roles, "roles/cloudsql.client")
+    error_message = "webhooks must own the webhooks database (its configuration key), with the Cloud SQL client role."
+  }
+
+  # The streams its code subscribes to (services/webhooks/src/lib.rs, TOPICS), one
+  # subscription each: webhooks.<stream>.
+  assert {
+    condition     = sort([for name, t in output.topics : name if contains(t.subscribers, "webhooks")]) == tolist(["accounts.events", "payments.events"])
+    error_message = "webhooks must consume exactly payments and accounts events."
+  }
+
+  assert {
+    condition     = !contains(keys(output.topics), "webhooks.events")
+    error_message = "webhooks publishes nothing: no stream of its own."
+  }
+
+  assert {
+    condition     = length([for secret, readers in output.third_party_secrets : secret if contains(readers, "webhooks")]) == 0 && !contains(keys(output.third_party_secrets), "webhooks-service-secret")
+    error_message = "webhooks reads no operator secret: it calls no service, so it has no secret at identity."
+  }
+
+  assert {
+    condition     = !contains(output.redis_users, "webhooks") && length([for b, users in output.buckets : b if contains(users, "webhooks")]) == 0 && !output.workload_identities["webhooks"].sign_blob
+    error_message = "webhooks keeps its deliveries in its database: no Redis, no bucket, no signing."
+  }
+}
+
+run "gives_statements_its_stream_bucket_and_service_secret" {
+  command = plan
+
+  variables {
+    catalog_file = "../../services.yaml"
+  }
+
+  assert {
+    condition     = output.databases["statements"] == "statements" && contains(output.workload_identities["statements"].project_roles, "roles/cloudsql.client")
+    error_message = "statements must own the statements database (its configuration key), with the Cloud SQL client role."
+  }
+
+  # The stream its code subscribes to (services/statements/src/lib.rs, TOPICS):
+  # statements.accounts.events.
+  assert {
+    condition     = sort([for name, t in output.topics : name if contains(t.subscribers, "statements")]) == tolist(["accounts.events"])
+    error_message = "statements must consume accounts.events only."
+  }
+
+  assert {
+    condition     = !contains(keys(output.topics), "statements.events")
+    error_message = "statements publishes nothing: no stream of its own."
+  }
+
+  assert {
+    condition     = output.buckets["statements"] == tolist(["statements"]) && output.workload_identities["statements"].sign_blob
+    error_message = "statements alone uses the statements bucket, and signs its download links as itself."
+  }
+
+  # It reads the ledger with service tokens: its secret, checked by identity.
+  assert {
+    condition     = output.third_party_secrets["statements-service-secret"] == tolist(["identity", "statements"])
+    error_message = "statements-service-secret must be readable by statements and identity (which checks it) only."
+  }
+
+  assert {
+    condition     = sort([for secret, readers in output.third_party_secrets : secret if contains(readers, "statements")]) == tolist(["statements-service-secret"])
+    error_message = "statements reads no other operator secret."
+  }
+
+  assert {
+    condition     = !contains(output.redis_users, "statements")
+    error_message = "statements uses no Redis."
+  }
+}
+
 run "rejects_a_stream_nobody_publishes" {
   command = plan
 
