@@ -36,6 +36,8 @@ command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 # emulator: `gcloud beta emulators pubsub` (Google's apt repository), which runs on Java.
 [ -d /usr/lib/google-cloud-sdk/platform/pubsub-emulator ] || apt_packages+=(google-cloud-cli google-cloud-cli-pubsub-emulator)
 command -v java >/dev/null 2>&1 || apt_packages+=(default-jre-headless)
+# The local distributed stack (scripts/local-stack.sh) puts nginx in front of the services.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
 # The statements tests read the PDFs they make with poppler's pdftotext.
 command -v pdftotext >/dev/null 2>&1 || apt_packages+=(poppler-utils)
 # The release-plan tests (fintech/tests/release_plan.rs) start a private docker-registry.
@@ -85,6 +87,16 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed", p, f }' "$log")
+
+step "The distributed mode on one machine: every service as its own process behind nginx, smoke test"
+# The fintech binary the Rust tests built. A stack left by an interrupted run is stopped first.
+FINTECH_STACK_DIR="$PWD/.stack-ci" ./scripts/local-stack.sh down >/dev/null
+FINTECH_STACK_DIR="$PWD/.stack-ci" FINTECH_STACK_PORT=0 ./scripts/local-stack.sh up
+stack_ok=yes
+FINTECH_STACK_DIR="$PWD/.stack-ci" ./scripts/local-stack.sh smoke || stack_ok=no
+[ "$stack_ok" = yes ] || tail -n 25 .stack-ci/logs/*.log || true
+FINTECH_STACK_DIR="$PWD/.stack-ci" ./scripts/local-stack.sh down
+[ "$stack_ok" = yes ] || { echo "the local stack's smoke test failed (logs were in .stack-ci/logs)" >&2; exit 1; }
 
 step "Helm charts: lint, render, schema and policy checks, manifest tests, OCI push"
 ./scripts/check-helm.sh
