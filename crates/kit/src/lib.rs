@@ -78,6 +78,29 @@ impl ServiceContext {
     pub fn events_committed(&self) {
         self.outbox_waker.notify_one();
     }
+
+    /// Subscribes `service` to each of `topics`, one subscription each named `<service>.<topic>`
+    /// (the names Terraform makes), with the bus's default retry policy, delivering to the
+    /// handler `handler_for(topic)` gives.
+    pub async fn subscribe_each(
+        &self,
+        service: &str,
+        topics: &[&'static str],
+        handler_for: impl Fn(&'static str) -> Arc<dyn fintech_events::EventHandler>,
+    ) -> anyhow::Result<()> {
+        for &topic in topics {
+            let subscription = fintech_events::Subscription {
+                name: format!("{service}.{topic}"),
+                topic: topic.to_owned(),
+                retry: fintech_events::RetryPolicy::default(),
+            };
+            self.bus
+                .subscribe(subscription, handler_for(topic))
+                .await
+                .with_context(|| format!("subscribing to {topic}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// What a started service hands back.

@@ -138,6 +138,29 @@ impl TestApp {
         self.data_dir.join("outbox")
     }
 
+    /// A JSON request to `service` as `token`: a GET without `body`, a POST with it (and a fresh
+    /// `Idempotency-Key`, which services without idempotency ignore). The status and the JSON
+    /// answer (`null` when there is none).
+    pub async fn call(
+        &self,
+        service: &str,
+        token: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let request = match body {
+            Some(b) => self
+                .http
+                .post(self.url(service, path))
+                .json(&b)
+                .header("Idempotency-Key", uuid::Uuid::now_v7().to_string()),
+            None => self.http.get(self.url(service, path)),
+        };
+        let response = request.bearer_auth(token).send().await.expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// `base` + `/api/<service>` + `path`.
     pub fn url(&self, service: &str, path: &str) -> String {
         format!("{}/api/{service}{path}", self.base)

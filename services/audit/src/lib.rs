@@ -18,11 +18,10 @@ pub mod verify;
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use async_trait::async_trait;
 use fintech_db::sqlx::migrate::Migrator;
 use fintech_db::{Db, Engine};
-use fintech_events::{EventEnvelope, EventHandler, HandlerError, RetryPolicy, Subscription};
+use fintech_events::{EventEnvelope, EventHandler, HandlerError};
 use fintech_kit::{Service, ServiceContext, Started};
 use utoipa::OpenApi;
 
@@ -102,15 +101,8 @@ impl Service for AuditService {
     }
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
-        for &topic in TOPICS {
-            let handler: Arc<dyn EventHandler> = Arc::new(Recorder { db: ctx.db.clone(), topic });
-            let subscription = Subscription {
-                name: format!("{SERVICE}.{topic}"),
-                topic: topic.to_owned(),
-                retry: RetryPolicy::default(),
-            };
-            ctx.bus.subscribe(subscription, handler).await.with_context(|| format!("subscribing to {topic}"))?;
-        }
+        let db = ctx.db.clone();
+        ctx.subscribe_each(SERVICE, TOPICS, |topic| Arc::new(Recorder { db: db.clone(), topic })).await?;
         Ok(Started { router: routes::router(routes::AppState { db: ctx.db.clone() }), checks: Vec::new() })
     }
 }

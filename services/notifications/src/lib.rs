@@ -30,11 +30,10 @@ pub mod templates;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use async_trait::async_trait;
 use fintech_db::sqlx::migrate::Migrator;
 use fintech_db::{Db, Engine};
-use fintech_events::{EventEnvelope, EventHandler, HandlerError, RetryPolicy, Subscription};
+use fintech_events::{EventEnvelope, EventHandler, HandlerError};
 use fintech_kit::email::{Email, EmailSender};
 use fintech_kit::messages::{MessageError, MessageSender};
 use fintech_kit::ratelimit::{Limiter, Rule};
@@ -441,15 +440,7 @@ impl Service for NotificationsService {
             per_recipient,
             config,
         ));
-        for &topic in TOPICS {
-            let handler: Arc<dyn EventHandler> = notifier.clone();
-            let subscription = Subscription {
-                name: format!("{SERVICE}.{topic}"),
-                topic: topic.to_owned(),
-                retry: RetryPolicy::default(),
-            };
-            ctx.bus.subscribe(subscription, handler).await.with_context(|| format!("subscribing to {topic}"))?;
-        }
+        ctx.subscribe_each(SERVICE, TOPICS, |_| notifier.clone()).await?;
         let state = routes::AppState {
             db: ctx.db.clone(),
             callbacks: Arc::new(routes::Callbacks::from_settings(&platform.sms)),

@@ -176,106 +176,51 @@ impl PaymentFacts<'_> {
     }
 }
 
-/// To the payer, when a payment is captured.
-pub fn payment_receipt(f: &PaymentFacts<'_>) -> Rendered {
+/// A message about money: the greeting, one sentence with the amount (bold in the HTML), then
+/// the description and the reference.
+fn money_message(f: &PaymentFacts<'_>, subject: String, before: &str, after: &str) -> Rendered {
     let amount = f.amount();
-    let subject = format!("Receipt: you paid {amount}");
-    let card = f.card().map(|c| format!(" with the card {c}")).unwrap_or_default();
+    let (description, reference) = (f.description(), one_line(f.reference, 64));
     let text = format!(
-        "{}\n\nYou paid {amount}{card}.\nDescription: {}\nReference: {}{SIGNATURE_TEXT}",
-        greeting(f.name),
-        f.description(),
-        one_line(f.reference, 64)
+        "{}\n\n{before}{amount}{after}.\nDescription: {description}\nReference: {reference}{SIGNATURE_TEXT}",
+        greeting(f.name)
     );
     let html = html(
         &subject,
         &[
             escape_html(&greeting(f.name)),
-            format!("You paid <strong>{}</strong>{}.", escape_html(&amount), escape_html(&card)),
-            format!(
-                "Description: {}<br>Reference: {}",
-                escape_html(&f.description()),
-                escape_html(&one_line(f.reference, 64))
-            ),
+            format!("{}<strong>{}</strong>{}.", escape_html(before), escape_html(&amount), escape_html(after)),
+            format!("Description: {}<br>Reference: {}", escape_html(&description), escape_html(&reference)),
         ],
     );
     Rendered { subject, text, html, sms: None }
+}
+
+/// To the payer, when a payment is captured.
+pub fn payment_receipt(f: &PaymentFacts<'_>) -> Rendered {
+    let card = f.card().map(|c| format!(" with the card {c}")).unwrap_or_default();
+    money_message(f, format!("Receipt: you paid {}", f.amount()), "You paid ", &card)
 }
 
 /// To the payer, when a payment is refunded (in part or whole).
 pub fn refund_notice(f: &PaymentFacts<'_>) -> Rendered {
-    let amount = f.amount();
-    let subject = format!("Refund: {amount} back to your account");
-    let text = format!(
-        "{}\n\nA refund of {amount} was made for your payment \"{}\".\nReference: {}{SIGNATURE_TEXT}",
-        greeting(f.name),
-        f.description(),
-        one_line(f.reference, 64)
-    );
-    let html = html(
-        &subject,
-        &[
-            escape_html(&greeting(f.name)),
-            format!(
-                "A refund of <strong>{}</strong> was made for your payment “{}”.",
-                escape_html(&amount),
-                escape_html(&f.description())
-            ),
-            format!("Reference: {}", escape_html(&one_line(f.reference, 64))),
-        ],
-    );
-    Rendered { subject, text, html, sms: None }
+    money_message(
+        f,
+        format!("Refund: {} back to your account", f.amount()),
+        "A refund of ",
+        " was made to your account",
+    )
 }
 
 /// To the sender of a transfer.
 pub fn transfer_sent(f: &PaymentFacts<'_>) -> Rendered {
-    let amount = f.amount();
-    let subject = format!("You sent {amount}");
-    let text = format!(
-        "{}\n\nYour transfer of {amount} was completed.\nDescription: {}\nReference: {}{SIGNATURE_TEXT}",
-        greeting(f.name),
-        f.description(),
-        one_line(f.reference, 64)
-    );
-    let html = html(
-        &subject,
-        &[
-            escape_html(&greeting(f.name)),
-            format!("Your transfer of <strong>{}</strong> was completed.", escape_html(&amount)),
-            format!(
-                "Description: {}<br>Reference: {}",
-                escape_html(&f.description()),
-                escape_html(&one_line(f.reference, 64))
-            ),
-        ],
-    );
-    Rendered { subject, text, html, sms: None }
+    money_message(f, format!("You sent {}", f.amount()), "Your transfer of ", " was completed")
 }
 
 /// To the receiver of a transfer: e-mail and SMS.
 pub fn transfer_received(f: &PaymentFacts<'_>) -> Rendered {
-    let amount = f.amount();
-    let subject = format!("You received {amount}");
-    let text = format!(
-        "{}\n\nYou received {amount}.\nDescription: {}\nReference: {}{SIGNATURE_TEXT}",
-        greeting(f.name),
-        f.description(),
-        one_line(f.reference, 64)
-    );
-    let html = html(
-        &subject,
-        &[
-            escape_html(&greeting(f.name)),
-            format!("You received <strong>{}</strong>.", escape_html(&amount)),
-            format!(
-                "Description: {}<br>Reference: {}",
-                escape_html(&f.description()),
-                escape_html(&one_line(f.reference, 64))
-            ),
-        ],
-    );
-    let sms = format!("FINTECH: you received {amount}. Ref {}", one_line(f.reference, 40));
-    Rendered { subject, text, html, sms: Some(sms) }
+    let sms = format!("FINTECH: you received {}. Ref {}", f.amount(), one_line(f.reference, 40));
+    Rendered { sms: Some(sms), ..money_message(f, format!("You received {}", f.amount()), "You received ", "") }
 }
 
 /// To whoever sent a contact request: we have it.

@@ -30,29 +30,17 @@ const TWILIO_CALLBACK: &str = "https://api.fintech.test/api/notifications/v1/sms
 const VONAGE_SECRET: &str = "vonage-signature-secret";
 const MESSAGES: &str = "/2010-04-01/Accounts/AC1/Messages.json";
 
-async fn call(app: &TestApp, service: &str, token: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let req = match body {
-        Some(b) => {
-            app.http.post(app.url(service, path)).json(&b).header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
-        }
-        None => app.http.get(app.url(service, path)),
-    };
-    let resp = req.bearer_auth(token).send().await.unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// A verified customer with a USD account: (customer id, token, account id).
 async fn customer(app: &TestApp, minter: &Minter, name: &str, email: &str, phone: &str) -> (String, String, String) {
     let id = uuid::Uuid::now_v7().to_string();
     let token = minter.user(Kind::Customer, &id);
     let body = json!({ "kind": "individual", "name": name, "email": email, "phone": phone });
-    let (status, c) = call(app, "accounts", &token, "/v1/customers", Some(body)).await;
+    let (status, c) = app.call("accounts", &token, "/v1/customers", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{c}");
     let staff = minter.staff(&[Role::Operator]);
-    call(app, "accounts", &staff, &format!("/v1/customers/{id}/kyc"), Some(json!({ "status": "verified" }))).await;
+    app.call("accounts", &staff, &format!("/v1/customers/{id}/kyc"), Some(json!({ "status": "verified" }))).await;
     let (status, a) =
-        call(app, "accounts", &token, "/v1/accounts", Some(json!({ "customer_id": id, "currency": "USD" }))).await;
+        app.call("accounts", &token, "/v1/accounts", Some(json!({ "customer_id": id, "currency": "USD" }))).await;
     assert_eq!(status, StatusCode::CREATED, "{a}");
     (id, token, a["id"].as_str().unwrap().to_owned())
 }
@@ -69,7 +57,7 @@ async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T
 }
 
 async fn my_deliveries(app: &TestApp, token: &str) -> Vec<Value> {
-    let (status, body) = call(app, "notifications", token, "/v1/me/deliveries", None).await;
+    let (status, body) = app.call("notifications", token, "/v1/me/deliveries", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["items"].as_array().unwrap().clone()
 }
@@ -161,13 +149,13 @@ async fn events_become_email_and_sms_and_signed_statuses_update_them() {
     let (ana, ana_token, ana_account) = customer(&app, &minter, "Ana Lopes", "ana@example.com", "+15551110001").await;
     let (bob, bob_token, bob_account) = customer(&app, &minter, "Bob <Lee>", "bob@example.com", "+15551110002").await;
     let topup = json!({ "account_id": ana_account, "amount_minor": 10_000, "currency": "USD" });
-    let (status, body) = call(&app, "payments", &staff, "/v1/topups", Some(topup)).await;
+    let (status, body) = app.call("payments", &staff, "/v1/topups", Some(topup)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // ana pays bob, and types her card number into the description.
     let transfer = json!({ "from_account_id": ana_account, "to_account_id": bob_account, "amount_minor": 2_500,
                            "currency": "USD", "description": "rent, my card 4111 1111 1111 1111" });
-    let (status, body) = call(&app, "payments", &ana_token, "/v1/transfers", Some(transfer)).await;
+    let (status, body) = app.call("payments", &ana_token, "/v1/transfers", Some(transfer)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let mail = wait_for("two e-mails", async || Some(sink.parsed()).filter(|m| m.len() >= 2)).await;
     let to_bob = mail.iter().find(|m| m["to"] == "bob@example.com").unwrap();
@@ -206,10 +194,10 @@ async fn events_become_email_and_sms_and_signed_statuses_update_them() {
     let anas = my_deliveries(&app, &ana_token).await;
     assert_eq!(anas.len(), 1, "{anas:?}");
     assert_eq!(anas[0]["customer_id"], ana.as_str());
-    let (status, _) = call(&app, "notifications", &ana_token, "/v1/deliveries", None).await;
+    let (status, _) = app.call("notifications", &ana_token, "/v1/deliveries", None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "customers do not read others' deliveries");
     let support = minter.staff(&[Role::Support]);
-    let (status, all) = call(&app, "notifications", &support, &format!("/v1/deliveries?customer_id={bob}"), None).await;
+    let (status, all) = app.call("notifications", &support, &format!("/v1/deliveries?customer_id={bob}"), None).await;
     assert_eq!(status, StatusCode::OK, "{all}");
     assert_eq!(all["items"].as_array().unwrap().len(), 2);
 
@@ -232,7 +220,7 @@ async fn events_become_email_and_sms_and_signed_statuses_update_them() {
     // bob pays ana back: her SMS gets a Vonage-style receipt (our id as client-ref).
     let back = json!({ "from_account_id": bob_account, "to_account_id": ana_account, "amount_minor": 500,
                        "currency": "USD", "description": "change" });
-    let (status, body) = call(&app, "payments", &bob_token, "/v1/transfers", Some(back)).await;
+    let (status, body) = app.call("payments", &bob_token, "/v1/transfers", Some(back)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let anas = wait_for("ana's SMS", async || {
         Some(my_deliveries(&app, &ana_token).await)

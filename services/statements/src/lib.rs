@@ -17,12 +17,11 @@ pub mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use async_trait::async_trait;
 use bytes::Bytes;
 use fintech_db::sqlx::migrate::Migrator;
 use fintech_db::{Db, Engine};
-use fintech_events::{EventEnvelope, EventHandler, HandlerError, RetryPolicy, Subscription};
+use fintech_events::{EventEnvelope, EventHandler, HandlerError};
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use fintech_ledger::client::SharedLedger;
 use fintech_storage::{ObjectKey, ObjectStore};
@@ -209,15 +208,7 @@ impl Service for StatementsService {
         let config: config::StatementsConfig = ctx.config.section(&config_key(SERVICE))?;
         let ledger = fintech_ledger::client::for_service(&ctx, SERVICE, config.ledger_url.as_ref())?;
         let statements = Statements { db: ctx.db.clone(), ledger, store: Arc::clone(&ctx.store) };
-        for &topic in TOPICS {
-            let handler: Arc<dyn EventHandler> = Arc::new(Accounts { db: ctx.db.clone() });
-            let subscription = Subscription {
-                name: format!("{SERVICE}.{topic}"),
-                topic: topic.to_owned(),
-                retry: RetryPolicy::default(),
-            };
-            ctx.bus.subscribe(subscription, handler).await.with_context(|| format!("subscribing to {topic}"))?;
-        }
+        ctx.subscribe_each(SERVICE, TOPICS, |_| Arc::new(Accounts { db: ctx.db.clone() })).await?;
         if config.monthly {
             tokio::spawn(
                 statements.clone().run_monthly(Duration::from_millis(config.monthly_check_ms), ctx.shutdown.clone()),

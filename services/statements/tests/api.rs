@@ -19,30 +19,18 @@ use fintech_statements::statement::Month;
 use fintech_testkit::StorageEmulator;
 use fintech_testkit::app::{Backend, Spawn, TestApp};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-async fn call(app: &TestApp, service: &str, token: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let req = match body {
-        Some(b) => {
-            app.http.post(app.url(service, path)).json(&b).header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
-        }
-        None => app.http.get(app.url(service, path)),
-    };
-    let resp = req.bearer_auth(token).send().await.unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
+use serde_json::json;
 
 /// A verified customer with a USD account: (token, account id).
 async fn customer(app: &TestApp, minter: &Minter) -> (String, String) {
     let id = uuid::Uuid::now_v7().to_string();
     let token = minter.user(Kind::Customer, &id);
     let body = json!({ "kind": "individual", "name": "N", "email": "n@example.com" });
-    assert_eq!(call(app, "accounts", &token, "/v1/customers", Some(body)).await.0, StatusCode::CREATED);
+    assert_eq!(app.call("accounts", &token, "/v1/customers", Some(body)).await.0, StatusCode::CREATED);
     let staff = minter.staff(&[Role::Operator]);
-    call(app, "accounts", &staff, &format!("/v1/customers/{id}/kyc"), Some(json!({ "status": "verified" }))).await;
+    app.call("accounts", &staff, &format!("/v1/customers/{id}/kyc"), Some(json!({ "status": "verified" }))).await;
     let (status, a) =
-        call(app, "accounts", &token, "/v1/accounts", Some(json!({ "customer_id": id, "currency": "USD" }))).await;
+        app.call("accounts", &token, "/v1/accounts", Some(json!({ "customer_id": id, "currency": "USD" }))).await;
     assert_eq!(status, StatusCode::CREATED, "{a}");
     (token, a["id"].as_str().unwrap().to_owned())
 }
@@ -75,12 +63,12 @@ async fn world(spawn: Spawn, monthly: bool) -> World {
     let (ana, ana_account) = customer(&app, &minter).await;
     let (_, bob_account) = customer(&app, &minter).await;
     let topup = json!({ "account_id": ana_account, "amount_minor": 10_000, "currency": "USD" });
-    assert_eq!(call(&app, "payments", &staff, "/v1/topups", Some(topup)).await.0, StatusCode::CREATED);
+    assert_eq!(app.call("payments", &staff, "/v1/topups", Some(topup)).await.0, StatusCode::CREATED);
     let pay = |amount: i64| {
         json!({ "from_account_id": ana_account, "to_account_id": bob_account, "amount_minor": amount,
                                     "currency": "USD", "description": "dinner" })
     };
-    assert_eq!(call(&app, "payments", &ana, "/v1/transfers", Some(pay(2_500))).await.0, StatusCode::CREATED);
+    assert_eq!(app.call("payments", &ana, "/v1/transfers", Some(pay(2_500))).await.0, StatusCode::CREATED);
     // Move everything so far to the 15th of last month, in the ledger's own table.
     let now = fintech_telemetry::now_rfc3339();
     let last_month = Month::of(&now).unwrap().previous();
@@ -91,7 +79,7 @@ async fn world(spawn: Spawn, monthly: bool) -> World {
         .await
         .unwrap();
     ledger.close().await;
-    assert_eq!(call(&app, "payments", &ana, "/v1/transfers", Some(pay(500))).await.0, StatusCode::CREATED);
+    assert_eq!(app.call("payments", &ana, "/v1/transfers", Some(pay(500))).await.0, StatusCode::CREATED);
     World { app, minter, ana, ana_account, last_month }
 }
 
@@ -108,7 +96,7 @@ async fn an_owner_gets_last_months_statement_as_csv_and_pdf_mariadb() {
 async fn owner_flow(backend: Backend) {
     let w = world(Spawn::new(backend), false).await;
     let ask = json!({ "account_id": w.ana_account, "month": w.last_month.to_string() });
-    let (status, s) = call(&w.app, "statements", &w.ana, "/v1/statements", Some(ask.clone())).await;
+    let (status, s) = w.app.call("statements", &w.ana, "/v1/statements", Some(ask.clone())).await;
     assert_eq!(status, StatusCode::CREATED, "{s}");
     assert_eq!(
         (
@@ -121,28 +109,20 @@ async fn owner_flow(backend: Backend) {
         "{s}"
     );
     assert_eq!(s["lines"], 2);
-    let (status, again) = call(&w.app, "statements", &w.ana, "/v1/statements", Some(ask)).await;
+    let (status, again) = w.app.call("statements", &w.ana, "/v1/statements", Some(ask)).await;
     assert_eq!((status, &again["id"]), (StatusCode::OK, &s["id"]), "made once");
 
     // The month under way, a malformed month, someone else's account.
     let this_month = Month::of(&fintech_telemetry::now_rfc3339()).unwrap().to_string();
-    let (status, p) = call(
-        &w.app,
-        "statements",
-        &w.ana,
-        "/v1/statements",
-        Some(json!({ "account_id": w.ana_account, "month": this_month })),
-    )
-    .await;
+    let (status, p) = w
+        .app
+        .call("statements", &w.ana, "/v1/statements", Some(json!({ "account_id": w.ana_account, "month": this_month })))
+        .await;
     assert_eq!((status, p["code"].as_str()), (StatusCode::CONFLICT, Some("month_not_over")), "{p}");
-    let (status, p) = call(
-        &w.app,
-        "statements",
-        &w.ana,
-        "/v1/statements",
-        Some(json!({ "account_id": w.ana_account, "month": "2026-13" })),
-    )
-    .await;
+    let (status, p) = w
+        .app
+        .call("statements", &w.ana, "/v1/statements", Some(json!({ "account_id": w.ana_account, "month": "2026-13" })))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     let eve = w.minter.user(Kind::Customer, &uuid::Uuid::now_v7().to_string());
     let id = s["id"].as_str().unwrap();
@@ -151,24 +131,25 @@ async fn owner_flow(backend: Backend) {
         format!("/v1/statements?account_id={}", w.ana_account),
         format!("/v1/statements/{id}/files/pdf"),
     ] {
-        assert_eq!(call(&w.app, "statements", &eve, &path, None).await.0, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(w.app.call("statements", &eve, &path, None).await.0, StatusCode::NOT_FOUND, "{path}");
     }
-    let (status, _) = call(
-        &w.app,
-        "statements",
-        &eve,
-        "/v1/statements",
-        Some(json!({ "account_id": w.ana_account, "month": w.last_month.to_string() })),
-    )
-    .await;
+    let (status, _) = w
+        .app
+        .call(
+            "statements",
+            &eve,
+            "/v1/statements",
+            Some(json!({ "account_id": w.ana_account, "month": w.last_month.to_string() })),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let support = w.minter.staff(&[Role::Support]);
     let (status, listed) =
-        call(&w.app, "statements", &support, &format!("/v1/statements?account_id={}", w.ana_account), None).await;
+        w.app.call("statements", &support, &format!("/v1/statements?account_id={}", w.ana_account), None).await;
     assert_eq!((status, listed["items"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
 
     // The bucket here is a local folder: the links are this service's own routes.
-    let (_, view) = call(&w.app, "statements", &w.ana, &format!("/v1/statements/{id}"), None).await;
+    let (_, view) = w.app.call("statements", &w.ana, &format!("/v1/statements/{id}"), None).await;
     let csv_link = view["links"]["csv"].as_str().unwrap();
     assert_eq!(csv_link, format!("/api/statements/v1/statements/{id}/files/csv"));
     let csv = w.app.http.get(format!("{}{csv_link}", w.app.base)).bearer_auth(&w.ana).send().await.unwrap();
@@ -247,7 +228,7 @@ async fn the_monthly_job_makes_statements_and_links_are_signed_in_the_cloud_buck
     let list = format!("/v1/statements?account_id={}", w.ana_account);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let statement = loop {
-        let (status, listed) = call(&w.app, "statements", &w.ana, &list, None).await;
+        let (status, listed) = w.app.call("statements", &w.ana, &list, None).await;
         assert_eq!(status, StatusCode::OK, "{listed}");
         if let Some(s) = listed["items"].as_array().and_then(|i| i.first()).cloned() {
             break s;
@@ -260,8 +241,7 @@ async fn the_monthly_job_makes_statements_and_links_are_signed_in_the_cloud_buck
         (Some(&*w.last_month.to_string()), Some(7_500))
     );
     let (_, view) =
-        call(&w.app, "statements", &w.ana, &format!("/v1/statements/{}", statement["id"].as_str().unwrap()), None)
-            .await;
+        w.app.call("statements", &w.ana, &format!("/v1/statements/{}", statement["id"].as_str().unwrap()), None).await;
     assert_eq!(view["links"]["expires_in_s"], 300, "{view}");
     let pdf_link = view["links"]["pdf"].as_str().unwrap();
     assert!(pdf_link.contains("X-Goog-Signature="), "a V4 signed URL: {pdf_link}");

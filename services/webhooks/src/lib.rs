@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use fintech_db::sqlx::migrate::Migrator;
 use fintech_db::{Db, Engine};
-use fintech_events::{EventEnvelope, EventHandler, HandlerError, RetryPolicy, Subscription};
+use fintech_events::{EventEnvelope, EventHandler, HandlerError};
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use tokio::sync::Notify;
 use utoipa::OpenApi;
@@ -168,15 +168,8 @@ impl Service for WebhooksService {
         let dispatcher = dispatch::Dispatcher::new(ctx.db.clone(), Arc::clone(&guard), config)
             .context("building the webhook client")?;
         tokio::spawn(dispatcher.run(Arc::clone(&wake), ctx.shutdown.clone()));
-        for &topic in TOPICS {
-            let handler: Arc<dyn EventHandler> = Arc::new(Fanout { db: ctx.db.clone(), wake: Arc::clone(&wake) });
-            let subscription = Subscription {
-                name: format!("{SERVICE}.{topic}"),
-                topic: topic.to_owned(),
-                retry: RetryPolicy::default(),
-            };
-            ctx.bus.subscribe(subscription, handler).await.with_context(|| format!("subscribing to {topic}"))?;
-        }
+        ctx.subscribe_each(SERVICE, TOPICS, |_| Arc::new(Fanout { db: ctx.db.clone(), wake: Arc::clone(&wake) }))
+            .await?;
         let state = routes::AppState { db: ctx.db.clone(), guard, wake };
         Ok(Started { router: routes::router(state), checks: Vec::new() })
     }

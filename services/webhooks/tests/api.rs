@@ -21,16 +21,6 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-async fn call(app: &TestApp, service: &str, token: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let req = match body {
-        Some(b) => app.http.post(app.url(service, path)).json(&b),
-        None => app.http.get(app.url(service, path)),
-    };
-    let resp = req.bearer_auth(token).send().await.unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -43,7 +33,7 @@ async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T
 }
 
 async fn deliveries(app: &TestApp, token: &str, endpoint: &str) -> Vec<Value> {
-    let (status, body) = call(app, "webhooks", token, &format!("/v1/endpoints/{endpoint}/deliveries"), None).await;
+    let (status, body) = app.call("webhooks", token, &format!("/v1/endpoints/{endpoint}/deliveries"), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["items"].as_array().unwrap().clone()
 }
@@ -105,35 +95,35 @@ async fn merchant_flow(backend: Backend) {
     let merchant_id = uuid::Uuid::now_v7().to_string();
     let shop = minter.user(Kind::Merchant, &merchant_id);
 
-    let (status, created) = call(
-        &app,
-        "webhooks",
-        &shop,
-        "/v1/endpoints",
-        Some(json!({ "url": format!("{}/hooks", hooks.uri()), "events": ["customer.created", "account.opened"] })),
-    )
-    .await;
+    let (status, created) = app
+        .call(
+            "webhooks",
+            &shop,
+            "/v1/endpoints",
+            Some(json!({ "url": format!("{}/hooks", hooks.uri()), "events": ["customer.created", "account.opened"] })),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let endpoint = created["id"].as_str().unwrap().to_owned();
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"), "{created}");
-    let (_, listed) = call(&app, "webhooks", &shop, "/v1/endpoints", None).await;
+    let (_, listed) = app.call("webhooks", &shop, "/v1/endpoints", None).await;
     assert_eq!(listed["items"][0]["id"], endpoint.as_str());
     assert!(!listed.to_string().contains(&secret), "the secret is shown once: {listed}");
-    let (status, broken_endpoint) = call(
-        &app,
-        "webhooks",
-        &shop,
-        "/v1/endpoints",
-        Some(json!({ "url": format!("{}/down", broken.uri()), "events": ["customer.kyc_changed"] })),
-    )
-    .await;
+    let (status, broken_endpoint) = app
+        .call(
+            "webhooks",
+            &shop,
+            "/v1/endpoints",
+            Some(json!({ "url": format!("{}/down", broken.uri()), "events": ["customer.kyc_changed"] })),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{broken_endpoint}");
     let broken_endpoint = broken_endpoint["id"].as_str().unwrap().to_owned();
 
     // The merchant registers its business: customer.created, about it.
     let body = json!({ "kind": "business", "name": "Shop", "email": "shop@example.com" });
-    let (status, c) = call(&app, "accounts", &shop, "/v1/customers", Some(body)).await;
+    let (status, c) = app.call("accounts", &shop, "/v1/customers", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{c}");
 
     // 500, 500, then 204: three attempts, one success.
@@ -162,10 +152,10 @@ async fn merchant_flow(backend: Backend) {
     // KYC verified: the broken endpoint fails 4 times in a row and is disabled; nothing more goes.
     let staff = minter.staff(&[Role::Operator]);
     let kyc = Some(json!({ "status": "verified" }));
-    let (status, _) = call(&app, "accounts", &staff, &format!("/v1/customers/{merchant_id}/kyc"), kyc).await;
+    let (status, _) = app.call("accounts", &staff, &format!("/v1/customers/{merchant_id}/kyc"), kyc).await;
     assert_eq!(status, StatusCode::OK);
     let disabled = wait_for("the broken endpoint to be disabled", async || {
-        let (_, e) = call(&app, "webhooks", &shop, &format!("/v1/endpoints/{broken_endpoint}"), None).await;
+        let (_, e) = app.call("webhooks", &shop, &format!("/v1/endpoints/{broken_endpoint}"), None).await;
         (e["status"] == "disabled").then_some(e)
     })
     .await;
@@ -179,7 +169,7 @@ async fn merchant_flow(backend: Backend) {
     broken.reset().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&broken).await;
     let (status, enabled) =
-        call(&app, "webhooks", &shop, &format!("/v1/endpoints/{broken_endpoint}/enable"), Some(json!({}))).await;
+        app.call("webhooks", &shop, &format!("/v1/endpoints/{broken_endpoint}/enable"), Some(json!({}))).await;
     assert_eq!((status, enabled["status"].as_str()), (StatusCode::OK, Some("enabled")), "{enabled}");
     wait_for("the waiting delivery", async || {
         deliveries(&app, &shop, &broken_endpoint).await.into_iter().find(|d| d["status"] == "succeeded")
@@ -189,14 +179,14 @@ async fn merchant_flow(backend: Backend) {
     // Replay: the same event again, on demand; another merchant can neither see nor replay it.
     let other = minter.user(Kind::Merchant, &uuid::Uuid::now_v7().to_string());
     let replay = format!("/v1/deliveries/{}/replay", done["id"].as_str().unwrap());
-    let (status, _) = call(&app, "webhooks", &other, &replay, Some(json!({}))).await;
+    let (status, _) = app.call("webhooks", &other, &replay, Some(json!({}))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(&app, "webhooks", &other, &format!("/v1/endpoints/{endpoint}"), None).await;
+    let (status, _) = app.call("webhooks", &other, &format!("/v1/endpoints/{endpoint}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let customer = minter.user(Kind::Customer, &uuid::Uuid::now_v7().to_string());
-    let (status, _) = call(&app, "webhooks", &customer, "/v1/endpoints", None).await;
+    let (status, _) = app.call("webhooks", &customer, "/v1/endpoints", None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, replayed) = call(&app, "webhooks", &shop, &replay, Some(json!({}))).await;
+    let (status, replayed) = app.call("webhooks", &shop, &replay, Some(json!({}))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{replayed}");
     let received =
         wait_for("the replay", async || Some(hooks.received_requests().await.unwrap()).filter(|r| r.len() == 4)).await;
@@ -228,29 +218,29 @@ async fn internal_addresses_are_refused() {
         "ftp://example.com/hooks",
         "not a url",
     ] {
-        let (status, problem) =
-            call(&app, "webhooks", &shop, "/v1/endpoints", Some(json!({ "url": url, "events": ["payment.captured"] })))
-                .await;
+        let (status, problem) = app
+            .call("webhooks", &shop, "/v1/endpoints", Some(json!({ "url": url, "events": ["payment.captured"] })))
+            .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {problem}");
         assert_eq!(problem["errors"][0]["code"], "url_not_allowed", "{url}: {problem}");
     }
-    let (status, problem) = call(
-        &app,
-        "webhooks",
-        &shop,
-        "/v1/endpoints",
-        Some(json!({ "url": "https://93.184.215.14/hooks", "events": ["payment.exploded"] })),
-    )
-    .await;
+    let (status, problem) = app
+        .call(
+            "webhooks",
+            &shop,
+            "/v1/endpoints",
+            Some(json!({ "url": "https://93.184.215.14/hooks", "events": ["payment.exploded"] })),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["errors"][0]["code"], "invalid_events", "{problem}");
-    let (status, created) = call(
-        &app,
-        "webhooks",
-        &shop,
-        "/v1/endpoints",
-        Some(json!({ "url": "https://93.184.215.14/hooks", "events": ["payment.captured"] })),
-    )
-    .await;
+    let (status, created) = app
+        .call(
+            "webhooks",
+            &shop,
+            "/v1/endpoints",
+            Some(json!({ "url": "https://93.184.215.14/hooks", "events": ["payment.captured"] })),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "a public address is accepted: {created}");
 }
