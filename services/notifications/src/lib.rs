@@ -207,6 +207,25 @@ impl Notifier {
                         rendered,
                     });
                 }
+                if let Some(support) = &self.config.support_email {
+                    let rendered = templates::support_alert(
+                        text(data, "name"),
+                        to,
+                        text(data, "subject"),
+                        text(data, "request_id"),
+                        data["has_attachment"].as_bool().unwrap_or(false),
+                    );
+                    planned.push(Planned {
+                        kind: "support_alert",
+                        channel: Channel::Email,
+                        customer_id: None,
+                        // Support's inbox has its own allowance: a flood of requests from one
+                        // address cannot silence the alerts about everyone else's.
+                        limit_key: "support".into(),
+                        to: support.clone(),
+                        rendered,
+                    });
+                }
             }
             other => {
                 if let Some(change) = SecurityChange::from_event(other) {

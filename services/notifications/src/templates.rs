@@ -247,6 +247,34 @@ pub fn contact_confirmation(name: &str, subject_line: &str, request_id: &str) ->
     Rendered { subject, text, html, sms: None }
 }
 
+/// To support staff: a new contact request to answer. The message itself stays in contact-us,
+/// behind support's sign-in; the alert names who wrote and about what.
+pub fn support_alert(name: &str, email: &str, subject_line: &str, request_id: &str, attachment: bool) -> Rendered {
+    let (name, email, about, id) =
+        (one_line(name, 100), one_line(email, 254), one_line(subject_line, 120), one_line(request_id, 64));
+    let subject = format!("New contact request: {about}");
+    let subject = if subject.chars().count() > 200 { subject.chars().take(200).collect() } else { subject };
+    let with = if attachment { " (with an attachment)" } else { "" };
+    let text = format!(
+        "A new contact request{with} from {name} <{email}>: \"{about}\".\nRead and answer it in the support \
+         console: request {id} (GET /api/contact-us/v1/requests/{id}).{SIGNATURE_TEXT}"
+    );
+    let html = html(
+        &subject,
+        &[
+            format!(
+                "A new contact request{} from {} &lt;{}&gt;: “{}”.",
+                escape_html(with),
+                escape_html(&name),
+                escape_html(&email),
+                escape_html(&about)
+            ),
+            format!("Read and answer it in the support console: request {}.", escape_html(&id)),
+        ],
+    );
+    Rendered { subject, text, html, sms: None }
+}
+
 /// A change to the sign-in or the keys of an account, which its owner should know about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecurityChange {

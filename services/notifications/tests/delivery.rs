@@ -207,3 +207,37 @@ async fn security_alerts_reach_the_owner() {
     let sms = sms_files(&s.outbox);
     assert!(sms[0]["body"].as_str().unwrap().contains("second sign-in factor"), "{}", sms[0]);
 }
+
+#[tokio::test]
+async fn a_contact_request_is_confirmed_and_support_is_alerted() {
+    let s = setup(Backend::Sqlite).await;
+    let config =
+        NotificationsConfig { support_email: Some("support@fintech.test".into()), ..NotificationsConfig::default() };
+    let limiter = Notifier::limiter(&config, &Store::Memory);
+    let n = Notifier::new(s.db.clone(), Arc::new(s.outbox.clone()), Arc::new(s.outbox.clone()), limiter, config);
+    let data = json!({ "request_id": "req-1", "name": "Carla <b>", "email": "carla@example.com",
+                       "subject": "Card lost", "has_attachment": true });
+    let event = EventEnvelope::new("contact.requested", "contact-us", "req-1", data);
+    n.handle(&event).await.unwrap();
+    n.handle(&event).await.unwrap();
+    let mut mail: Vec<serde_json::Value> = std::fs::read_dir(s.outbox.email_dir())
+        .unwrap()
+        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    mail.sort_by_key(|m| m["to"].as_str().unwrap().to_owned());
+    assert_eq!(mail.len(), 2, "one each, once: {mail:?}");
+    assert_eq!(
+        (mail[0]["to"].as_str(), mail[0]["kind"].as_str()),
+        (Some("carla@example.com"), Some("contact_confirmation"))
+    );
+    let alert = &mail[1];
+    assert_eq!((alert["to"].as_str(), alert["kind"].as_str()), (Some("support@fintech.test"), Some("support_alert")));
+    assert_eq!(alert["subject"], "New contact request: Card lost");
+    assert!(
+        alert["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("A new contact request (with an attachment) from Carla <b> <carla@example.com>")
+    );
+    assert!(alert["html"].as_str().unwrap().contains("from Carla &lt;b&gt; &lt;carla@example.com&gt;"));
+}
