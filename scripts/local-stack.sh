@@ -19,9 +19,9 @@
 #                    scripts/lib/stack_nginx.py: the same public paths, body limits and deadlines
 #
 # Settings (environment):
-#   FINTECH_STACK_DIR   the stack's folder (default ./.stack): pids, logs, data
-#   FINTECH_STACK_PORT  nginx's port (default 8090; 0 picks a free one)
-#   FINTECH_BIN         the fintech binary (default target/debug/fintech, built when missing)
+#   LOCAL_STACK_DIR   the stack's folder (default ./.stack): pids, logs, data
+#   LOCAL_STACK_PORT  nginx's port (default 8090; 0 picks a free one)
+#   LOCAL_STACK_BIN   the fintech binary (default target/debug/fintech, built when missing)
 #
 # Needs: mariadb-server, redis-server, nginx, openssl, curl, jq, Google's Pub/Sub emulator with
 # Java, and the tools virtualenv (.tools/venv: gcp-storage-emulator, PyYAML), which
@@ -29,9 +29,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STACK=${FINTECH_STACK_DIR:-$ROOT/.stack}
-PORT=${FINTECH_STACK_PORT:-8090}
-BIN=${FINTECH_BIN:-$ROOT/target/debug/fintech}
+STACK=${LOCAL_STACK_DIR:-$ROOT/.stack}
+PORT=${LOCAL_STACK_PORT:-8090}
+BIN=${LOCAL_STACK_BIN:-$ROOT/target/debug/fintech}
 PY=$ROOT/.tools/venv/bin/python
 PROJECT=fintech-local
 BUCKET=fintech-local
@@ -127,8 +127,13 @@ up() {
     say "cargo build -p fintech"
     cargo build -p fintech
   fi
+  # Only a folder this script made (it holds the marker) is ever removed.
+  if [ -e "$STACK" ] && [ ! -f "$STACK/.local-stack" ] && [ -n "$(ls -A "$STACK" 2>/dev/null)" ]; then
+    die "$STACK exists and is not a stack's folder: choose another LOCAL_STACK_DIR"
+  fi
   rm -rf "$STACK"
   mkdir -p "$STACK/pids" "$STACK/logs" "$STACK/data"
+  touch "$STACK/.local-stack"
   [ "$PORT" != 0 ] || PORT=$(free_port)
   started=$SECONDS
   local root_user=""
@@ -269,7 +274,7 @@ case ${1:-} in
   up) up ;;
   down)
     stop_all
-    rm -rf "$STACK"
+    [ ! -f "$STACK/.local-stack" ] || rm -rf "$STACK"
     say "stopped"
     ;;
   status) status ;;

@@ -90,12 +90,12 @@ summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?
 
 step "The distributed mode on one machine: every service as its own process behind nginx, smoke test"
 # The fintech binary the Rust tests built. A stack left by an interrupted run is stopped first.
-FINTECH_STACK_DIR="$PWD/.stack-ci" ./scripts/local-stack.sh down >/dev/null
-FINTECH_STACK_DIR="$PWD/.stack-ci" FINTECH_STACK_PORT=0 ./scripts/local-stack.sh up
+LOCAL_STACK_DIR="$PWD/.stack-ci" ./scripts/local-stack.sh down >/dev/null
+LOCAL_STACK_DIR="$PWD/.stack-ci" LOCAL_STACK_PORT=0 ./scripts/local-stack.sh up
 stack_ok=yes
-FINTECH_STACK_DIR="$PWD/.stack-ci" ./scripts/local-stack.sh smoke || stack_ok=no
+LOCAL_STACK_DIR="$PWD/.stack-ci" ./scripts/local-stack.sh smoke || stack_ok=no
 [ "$stack_ok" = yes ] || tail -n 25 .stack-ci/logs/*.log || true
-FINTECH_STACK_DIR="$PWD/.stack-ci" ./scripts/local-stack.sh down
+LOCAL_STACK_DIR="$PWD/.stack-ci" ./scripts/local-stack.sh down
 [ "$stack_ok" = yes ] || { echo "the local stack's smoke test failed (logs were in .stack-ci/logs)" >&2; exit 1; }
 
 step "Helm charts: lint, render, schema and policy checks, manifest tests, OCI push"
