@@ -729,7 +729,7 @@ fn env_value<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
 
 /// How the chart wires a service that runs alone (deploy/helm/fintech/values.yaml `auth`,
 /// `serviceUrls`, `secretEnv`): every service but identity verifies tokens with identity's keys;
-/// accounts and payments call other services with service tokens from identity. Here one
+/// accounts, payments and statements call other services with service tokens from identity. Here one
 /// companion process (`fintech up` from the same image) stands for all of them.
 fn companion_env(service: &str, companion: &str, secret: &str) -> Vec<String> {
     if service == "identity" {
@@ -740,6 +740,7 @@ fn companion_env(service: &str, companion: &str, secret: &str) -> Vec<String> {
     let calls: &[&str] = match service {
         "accounts" => &["LEDGER"],
         "payments" => &["LEDGER", "ACCOUNTS", "VAULT", "RISK"],
+        "statements" => &["LEDGER"],
         _ => &[],
     };
     if !calls.is_empty() {
@@ -1020,6 +1021,9 @@ mod tests {
         assert!(
             companion_env("accounts", "http://c", "s").contains(&"FINTECH_ACCOUNTS__LEDGER_URL=http://c".to_owned())
         );
+        let statements = companion_env("statements", "http://c", "s");
+        assert!(statements.contains(&"FINTECH_STATEMENTS__LEDGER_URL=http://c".to_owned()), "{statements:?}");
+        assert!(statements.contains(&"FINTECH_AUTH__SERVICE_SECRET=s".to_owned()), "{statements:?}");
     }
 
     fn target(tag: Option<&str>, build_number: Option<u64>) -> Target {
