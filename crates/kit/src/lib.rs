@@ -74,6 +74,14 @@ pub struct ServiceContext {
 }
 
 impl ServiceContext {
+    /// The process's Redis (`redis.url`), when there is one: shared by every replica.
+    pub fn redis(&self) -> Option<&ratelimit::RedisStore> {
+        match &self.rate_limits {
+            ratelimit::Store::Memory => None,
+            ratelimit::Store::Redis(r) => Some(r),
+        }
+    }
+
     /// Call after a commit that staged events, so they leave without waiting for the next poll.
     pub fn events_committed(&self) {
         self.outbox_waker.notify_one();

@@ -146,8 +146,21 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// How long one Redis call may take before the limiter uses its local buckets instead.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long one Redis call may take before the limiter uses its local buckets instead (and
+/// before the other users of [`RedisStore`] give up on an answer).
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl RedisStore {
+    /// `suffix` under this deployment's key prefix (`redis.key_prefix`).
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    /// A handle on the shared connection (cheap: the manager is cloned, not the connection).
+    pub fn connection(&self) -> redis::aio::ConnectionManager {
+        self.conn.clone()
+    }
+}
 
 impl Store {
     /// Buckets in the Redis at `url` (`redis://host:6379/0`, or `rediss://` over TLS), under

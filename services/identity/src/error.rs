@@ -32,6 +32,8 @@ pub enum IdentityError {
     SmsNotEnabled,
     #[error("the SMS gateways did not take the code")]
     SmsUnavailable,
+    #[error("the one-time code store (Redis) did not answer")]
+    CodesUnavailable,
     #[error("invalid service credentials")]
     InvalidServiceCredentials,
     #[error("audience not allowed")]
@@ -88,6 +90,11 @@ impl IntoResponse for IdentityError {
             IdentityError::SmsUnavailable => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "sms_unavailable", "The code was not sent")
                     .with_detail("The one-time code could not be sent by SMS; try again later.")
+            }
+            IdentityError::CodesUnavailable => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "codes_unavailable", "One-time codes are unavailable")
+                    .with_detail("One-time codes can be neither sent nor checked right now; try again in a minute.")
+                    .with_header(header::RETRY_AFTER, HeaderValue::from(30u32))
             }
             IdentityError::InvalidApiKey => {
                 Problem::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "API key refused")

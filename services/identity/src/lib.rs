@@ -11,6 +11,7 @@
 //! NOT YET (issue "Security"): recovery codes and turning a second factor off, disabling users
 //! and changing roles; private signing keys are not KMS-wrapped yet (see [`signing`]).
 
+pub mod codes;
 pub mod config;
 pub mod error;
 pub mod mfa;
@@ -152,11 +153,13 @@ impl Service for IdentityService {
         });
         let security = fintech_kit::security::SecurityLog::new(&ctx, SERVICE, TOPIC);
         let limits = Arc::new(routes::Limits::new(&ctx.rate_limits));
+        let codes = codes::CodeStore::new(&ctx);
         let state = routes::AppState {
             ctx,
             issuer,
             keys,
             limits,
+            codes,
             refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
             service_secrets: Arc::new(config.service_secrets.clone()),
             trust_forwarded_for: config.trust_forwarded_for,

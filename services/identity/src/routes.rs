@@ -84,6 +84,8 @@ pub struct AppState {
     pub issuer: Issuer,
     pub keys: Arc<SigningKeys>,
     pub limits: Arc<Limits>,
+    /// Where one-time codes sent by SMS are kept (Redis when `redis.url` is set).
+    pub codes: crate::codes::CodeStore,
     pub refresh_ttl: Duration,
     pub service_secrets: Arc<BTreeMap<String, Secret<String>>>,
     pub trust_forwarded_for: bool,

@@ -2,13 +2,14 @@
 //!
 //! A code is 6 digits drawn uniformly from ring's `SystemRandom` (rejection sampling, zero
 //! padded) and sent through the platform's [`MessageSender`](fintech_kit::messages::MessageSender):
-//! today the embedded outbox (`<data>/outbox/sms/`), until the notifications service brings the
-//! SMS gateways. A code works for [`CODE_TTL_SECS`] (5 minutes, never past its sign-in
+//! the SMS gateways when `sms.providers` names them, else the embedded outbox
+//! (`<data>/outbox/sms/`). A code works for [`CODE_TTL_SECS`] (5 minutes, never past its sign-in
 //! challenge), once, and dies after [`MAX_CODE_ATTEMPTS`] wrong tries; wrong codes also count
 //! against the user's `OTP_FAILURES_PER_USER`. A newer code replaces the earlier ones of the same
 //! enrolment or challenge.
 //!
-//! Only a salted SHA-256 of a code is stored ([`code_hash`]), compared in constant time. The
+//! Only a salted SHA-256 of a code is stored ([`code_hash`]), compared in constant time: in
+//! identity's database, or in Redis when `redis.url` is set ([`crate::codes`]). The
 //! code itself is never logged, recorded, answered or stored: the outbox message is the only
 //! place it is written. Phone numbers in logs, records and answers are masked (`+1555*****67`).
 //!
@@ -26,6 +27,7 @@ use subtle::ConstantTimeEq;
 
 use fintech_kit::messages::MessageError;
 
+use crate::codes::Slot;
 use crate::error::IdentityError;
 use crate::routes::{self, AppState, ClientIp, MAX_CHALLENGE_ATTEMPTS};
 use crate::store::{self, User};
@@ -199,17 +201,7 @@ pub(crate) async fn send_code(
         used: false,
         created_at: now,
     };
-    state
-        .ctx
-        .db
-        .write(move |conn| {
-            Box::pin(async move {
-                store::purge_sms_codes(&mut *conn, &row.user_id, now - KEEP_EXPIRED_SECS).await?;
-                store::retire_sms_codes(&mut *conn, &row, now).await?;
-                store::insert_sms_code(&mut *conn, &row).await
-            })
-        })
-        .await?;
+    state.codes.put(row, now).await?;
     let masked = phone.masked();
     let expires_in = expires_at - now;
     let kind = purpose.message_kind();
@@ -250,25 +242,15 @@ pub(crate) async fn spend_sign_in_code(
     code: &str,
     now: i64,
 ) -> Result<bool, IdentityError> {
-    let mut conn = state.ctx.db.pool().acquire().await?;
-    let latest = store::latest_challenge_code(&mut conn, challenge_hash).await?;
-    drop(conn);
-    let Some(row) = latest else {
+    let slot = Slot::SignIn(challenge_hash);
+    let Some(row) = state.codes.latest(slot).await? else {
         return Ok(false);
     };
-    let id = row.id.clone();
     if live(&row, now) && is_code_of(&row, code) {
-        let spent = state
-            .ctx
-            .db
-            .write(move |conn| {
-                Box::pin(async move { store::use_sms_code(&mut *conn, &id, now, MAX_CODE_ATTEMPTS).await })
-            })
-            .await?;
-        return Ok(spent);
+        return state.codes.spend(slot, &row.id, now).await;
     }
     if !row.used {
-        state.ctx.db.write(move |conn| Box::pin(async move { store::sms_code_failed(&mut *conn, &id).await })).await?;
+        state.codes.failed(slot, &row.id).await?;
     }
     Ok(false)
 }
@@ -344,35 +326,30 @@ pub async fn confirm_sms(
     routes::may_enrol(&caller)?;
     let mut conn = state.ctx.db.pool().acquire().await?;
     let user = store::user_by_id(&mut conn, caller.subject()).await?.ok_or(IdentityError::NotFound)?;
-    let latest = store::latest_enrol_code(&mut conn, caller.subject()).await?;
     drop(conn);
     if user.sms_enabled {
         return Err(IdentityError::MfaAlreadyEnabled);
     }
     state.limits.otp_failures.check(&user.id).await.map_err(IdentityError::TooManyAttempts)?;
-    let row = latest.ok_or(IdentityError::MfaNotStarted)?;
+    let slot = Slot::Enrol(&user.id);
+    let row = state.codes.latest(slot).await?.ok_or(IdentityError::MfaNotStarted)?;
     let now = now_secs();
-    let (id, user_id, phone) = (row.id.clone(), user.id.clone(), row.phone.clone());
+    // Spent first, then SMS turned on: a failure in between spends the code (ask for a new one)
+    // rather than letting it be used twice.
     let enabled = if live(&row, now) && is_code_of(&row, &req.code) {
-        state
-            .ctx
-            .db
-            .write(move |conn| {
-                Box::pin(async move {
-                    if !store::use_sms_code(&mut *conn, &id, now, MAX_CODE_ATTEMPTS).await? {
-                        return Ok(false);
-                    }
-                    store::enable_sms(&mut *conn, &user_id, &phone).await
-                })
-            })
-            .await?
-    } else {
-        if !row.used {
+        if state.codes.spend(slot, &row.id, now).await? {
+            let (user_id, phone) = (user.id.clone(), row.phone.clone());
             state
                 .ctx
                 .db
-                .write(move |conn| Box::pin(async move { store::sms_code_failed(&mut *conn, &id).await }))
-                .await?;
+                .write(move |conn| Box::pin(async move { store::enable_sms(&mut *conn, &user_id, &phone).await }))
+                .await?
+        } else {
+            false
+        }
+    } else {
+        if !row.used {
+            state.codes.failed(slot, &row.id).await?;
         }
         false
     };

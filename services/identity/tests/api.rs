@@ -15,12 +15,20 @@ const ADMIN_PASSWORD: &str = "a long admin passphrase 42";
 const PAYMENTS_SECRET: &str = "payments-service-secret-0123456789abcdef";
 
 async fn spawn_app(backend: Backend) -> TestApp {
-    let spawn = Spawn::new(backend)
+    spawn_app_with(backend, None).await
+}
+
+/// With `redis`: the Redis URL and a key prefix of this test's own.
+async fn spawn_app_with(backend: Backend, redis: Option<&(String, String)>) -> TestApp {
+    let mut spawn = Spawn::new(backend)
         .with("identity.bootstrap_admin_email", ADMIN_EMAIL)
         .with("identity.bootstrap_admin_password", ADMIN_PASSWORD)
         .with("identity.service_secrets.payments", PAYMENTS_SECRET)
         .with("identity.key_activation_delay_ms", 0)
         .with("identity.trust_forwarded_for", true);
+    if let Some((url, prefix)) = redis {
+        spawn = spawn.with("redis.url", url.as_str()).with("redis.key_prefix", prefix.as_str());
+    }
     TestApp::spawn(&[&IdentityService], spawn).await
 }
 
@@ -432,9 +440,65 @@ fn contains_number(text: &str, number: &str) -> bool {
 /// 5; the SMS limits per number and per user; a user with an app as well asks for the SMS.
 /// The codes reach the outbox only: not the database, the logs or the answers.
 async fn sms_second_factor(backend: Backend) {
+    sms_second_factor_on(backend, None).await;
+}
+
+/// The same story with the one-time codes (and the limits) in a real Redis, as in the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_second_factor_with_codes_in_redis() {
+    let redis = (fintech_testkit::RedisServer::shared().url(), format!("t-{}:", uuid::Uuid::new_v4().simple()));
+    sms_second_factor_on(Backend::Sqlite, Some(redis)).await;
+}
+
+/// Every one-time code kept in Redis under `prefix`, field by field.
+async fn codes_in_redis(url: &str, prefix: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}otp:*")).query_async(&mut conn).await.unwrap();
+    let mut codes = Vec::new();
+    for key in keys {
+        let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await.unwrap();
+        assert!((1..=300 + 600).contains(&ttl), "{key} kept {ttl} s");
+        let mut fields: std::collections::HashMap<String, String> =
+            redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await.unwrap();
+        fields.insert("key".into(), key);
+        codes.push(fields);
+    }
+    codes
+}
+
+/// Makes `user`'s live sign-in codes 400 s older than they are.
+async fn age_sign_in_codes(db: &fintech_db::Db, redis: Option<&(String, String)>, user: &str) {
+    let Some((url, prefix)) = redis else {
+        sqlx::query(
+            "UPDATE sms_codes SET expires_at = expires_at - 400 WHERE user_id = ? AND purpose = 'sign_in' AND used_at IS NULL",
+        )
+        .bind(user)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        return;
+    };
+    let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut aged = 0;
+    for code in codes_in_redis(url, prefix).await {
+        if code["user_id"] == user && code["purpose"] == "sign_in" && code["used"] == "0" {
+            let _: i64 = redis::cmd("HINCRBY")
+                .arg(&code["key"])
+                .arg("expires_at")
+                .arg(-400)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            aged += 1;
+        }
+    }
+    assert_eq!(aged, 1, "one live sign-in code");
+}
+
+async fn sms_second_factor_on(backend: Backend, redis: Option<(String, String)>) {
     use base64::Engine as _;
     let logs = captured_logs();
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, redis.as_ref()).await;
     let db = app.db("identity").await;
     let mut codes: Vec<String> = Vec::new();
     let post_from = async |ip: &str, path: &str, token: Option<&str>, body: Value| {
@@ -505,13 +569,7 @@ async fn sms_second_factor(backend: Backend) {
     let (status, problem) = post(&app, "/v1/sign-in/mfa", answer(&not_code(&code, 7))).await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_mfa_code")));
     // An expired code is refused, right as it is.
-    sqlx::query(
-        "UPDATE sms_codes SET expires_at = expires_at - 400 WHERE user_id = ? AND purpose = 'sign_in' AND used_at IS NULL",
-    )
-        .bind(ana_id.as_str())
-        .execute(db.pool())
-        .await
-        .unwrap();
+    age_sign_in_codes(&db, redis.as_ref(), &ana_id).await;
     let (status, problem) = post(&app, "/v1/sign-in/mfa", answer(&code)).await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_mfa_code")), "expired");
     // A new code for the same challenge replaces it, and works until the challenge ends.
@@ -646,12 +704,25 @@ async fn sms_second_factor(backend: Backend) {
             .fetch_all(db.pool())
             .await
             .unwrap();
-    assert!(rows.len() >= codes.len(), "{} rows", rows.len());
-    let stored: Vec<String> = users
+    let mut stored: Vec<String> = users
         .iter()
         .map(|u| format!("{}|{}|{}|{}|{}", u.0, u.1, u.2, u.3, u.4))
         .chain(rows.iter().map(|r| format!("{}|{}|{}|{}|{}|{}", r.0, r.1, r.2, r.3, r.4, r.5)))
         .collect();
+    match &redis {
+        None => assert!(rows.len() >= codes.len(), "{} rows", rows.len()),
+        Some((url, prefix)) => {
+            // ...nor in Redis, where each slot keeps its latest code's salted hash.
+            assert!(rows.is_empty(), "codes in the database as well as in Redis: {}", rows.len());
+            let in_redis = codes_in_redis(url, prefix).await;
+            assert!(in_redis.len() >= 6, "{} codes in Redis", in_redis.len());
+            stored.extend(in_redis.iter().map(|fields| {
+                let mut pairs: Vec<_> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                pairs.sort();
+                pairs.join("|")
+            }));
+        }
+    }
     for code in &codes {
         let unsalted = fintech_identity::tokens::sha256_hex(code);
         for row in &stored {
