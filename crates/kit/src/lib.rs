@@ -7,6 +7,7 @@
 //! `/api/<service>/`, same health endpoints. Invariant: crates/ hold no business rules; services
 //! never share a database.
 
+pub mod cache;
 pub mod email;
 pub mod idempotency;
 pub mod messages;

@@ -235,10 +235,33 @@ pub struct Limiter {
     name: &'static str,
     local: LocalLimiter,
     redis: Option<RedisStore>,
-    /// When Redis last failed, in ms since the limiter was made: failures are logged at most
-    /// every 10 s, not once per request.
-    last_warning_ms: std::sync::atomic::AtomicU64,
+    warnings: WarnEvery,
+}
+
+/// Logs a failing Redis at most every 10 s, not once per request.
+#[derive(Debug)]
+pub(crate) struct WarnEvery {
+    /// When Redis last failed, in ms since `made`; `u64::MAX`: never.
+    last_ms: std::sync::atomic::AtomicU64,
     made: Instant,
+}
+
+impl WarnEvery {
+    pub(crate) fn new() -> WarnEvery {
+        WarnEvery { last_ms: std::sync::atomic::AtomicU64::new(u64::MAX), made: Instant::now() }
+    }
+
+    /// Whether a warning is due now (and from now on, not for 10 s).
+    pub(crate) fn due(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(self.made.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last == u64::MAX || now.saturating_sub(last) >= 10_000 {
+            self.last_ms.store(now, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
 }
 
 impl Limiter {
@@ -248,13 +271,7 @@ impl Limiter {
             Store::Memory => None,
             Store::Redis(r) => Some(r.clone()),
         };
-        Limiter {
-            name,
-            local: LocalLimiter::new(rule),
-            redis,
-            last_warning_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
-            made: Instant::now(),
-        }
+        Limiter { name, local: LocalLimiter::new(rule), redis, warnings: WarnEvery::new() }
     }
 
     pub fn rule(&self) -> Rule {
@@ -269,11 +286,7 @@ impl Limiter {
     }
 
     fn warn(&self, error: &dyn std::error::Error) {
-        use std::sync::atomic::Ordering;
-        let now = u64::try_from(self.made.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        let last = self.last_warning_ms.load(Ordering::Relaxed);
-        if last == u64::MAX || now.saturating_sub(last) >= 10_000 {
-            self.last_warning_ms.store(now, Ordering::Relaxed);
+        if self.warnings.due() {
             tracing::warn!(limiter = self.name, error = %error,
                 "Redis did not answer: rate limits fall back to this process's buckets");
         }

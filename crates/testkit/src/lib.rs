@@ -172,7 +172,8 @@ impl RedisServer {
         REDIS.get_or_init(RedisServer::start)
     }
 
-    fn start() -> RedisServer {
+    /// A server of the caller's own (one it may pause or stop), stopped when the process exits.
+    pub fn start() -> RedisServer {
         let binary = require_binary("redis-server", "redis-server");
         let dir = tempfile::Builder::new().prefix("fintech-redis-").tempdir().unwrap().keep();
         let port = free_port();

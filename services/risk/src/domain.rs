@@ -12,6 +12,8 @@ use fintech_events::EventEnvelope;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, RwLock};
 
+use fintech_kit::cache::SharedCache;
+
 use crate::error::RiskError;
 use crate::rules::{self, Decision, Reason, Rules, VelocityKey};
 use crate::{SERVICE, TOPIC};
@@ -74,7 +76,12 @@ pub struct Risk {
     cache: Arc<RwLock<Option<Cached>>>,
     /// How long a replica keeps its copy of the rules before it reads the version in force.
     reload: Duration,
+    /// The rules in force, shared by the replicas through Redis (nothing without Redis).
+    shared: Arc<SharedCache>,
 }
+
+/// The shared cache's key of the rule set in force.
+const RULES_KEY: &str = "rules";
 
 fn valid_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b))
@@ -137,17 +144,35 @@ fn now_ms() -> i64 {
 }
 
 impl Risk {
-    pub fn new(db: Db, waker: Arc<Notify>, reload: Duration) -> Risk {
-        Risk { db, waker, cache: Arc::new(RwLock::new(None)), reload }
+    pub fn new(db: Db, waker: Arc<Notify>, reload: Duration, shared: Arc<SharedCache>) -> Risk {
+        Risk { db, waker, cache: Arc::new(RwLock::new(None)), reload, shared }
     }
 
-    /// The rules in force: this replica's copy while younger than the reload interval.
+    /// The rules in force: this replica's copy while younger than the reload interval; then the
+    /// copy the replicas share in Redis; then the database (and the copy is offered to Redis,
+    /// which keeps it unless a newer version is there already).
     pub async fn rules(&self) -> Result<RuleSet, RiskError> {
         if let Some(c) = self.cache.read().await.as_ref()
             && c.loaded.elapsed() < self.reload
         {
             return Ok(RuleSet { version: c.version, rules: c.rules.as_ref().clone() });
         }
+        if let Some(shared) = self.shared.get::<Rules>(RULES_KEY).await
+            && shared.value.validate().is_ok()
+        {
+            let set = RuleSet { version: shared.version, rules: shared.value };
+            *self.cache.write().await =
+                Some(Cached { version: set.version, rules: Arc::new(set.rules.clone()), loaded: Instant::now() });
+            return Ok(set);
+        }
+        let set = self.rules_from_database().await?;
+        self.shared.offer(RULES_KEY, set.version, &set.rules).await;
+        *self.cache.write().await =
+            Some(Cached { version: set.version, rules: Arc::new(set.rules.clone()), loaded: Instant::now() });
+        Ok(set)
+    }
+
+    async fn rules_from_database(&self) -> Result<RuleSet, RiskError> {
         let row = sqlx::query("SELECT version, document FROM rule_sets ORDER BY version DESC LIMIT 1")
             .fetch_optional(self.db.pool())
             .await?;
@@ -159,8 +184,6 @@ impl Risk {
                 RuleSet { version: row.try_get("version")?, rules }
             }
         };
-        *self.cache.write().await =
-            Some(Cached { version: set.version, rules: Arc::new(set.rules.clone()), loaded: Instant::now() });
         Ok(set)
     }
 
@@ -194,6 +217,10 @@ impl Risk {
         .await?;
         tx.commit().await?;
         self.waker.notify_one();
+        if self.shared.is_shared() && !self.shared.offer(RULES_KEY, version, &rules).await {
+            // The other replicas may serve the earlier version until Redis lets it expire.
+            tracing::warn!(version, "the new risk rules could not be shared through Redis");
+        }
         *self.cache.write().await = Some(Cached { version, rules: Arc::new(rules.clone()), loaded: Instant::now() });
         tracing::info!(target: "security", event = "risk_rules_changed", version, by = %by, "risk rules changed");
         Ok(RuleSet { version, rules })

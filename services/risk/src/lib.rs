@@ -1,7 +1,9 @@
 //! risk: fraud rules for card payments. Each attempt (a payment, with the card's vault
 //! fingerprint and BIN, the customer and the client address) gets a score, a decision
 //! (approve, review, decline) and the reasons. Rules are a versioned JSON document that admins
-//! change over the API, no rebuild; every replica follows within `risk.rules_reload_ms`.
+//! change over the API, no rebuild; every replica follows within `risk.rules_reload_ms`. With
+//! `redis.url`, replicas share the rules in force through Redis (`fintech_kit::cache`), and only
+//! the first to miss them there reads the database.
 //!
 //! Velocity counts are read before the attempt is recorded, so two attempts on the same card
 //! at the same instant may not see each other: a limit can be passed by at most the number of
@@ -66,8 +68,14 @@ impl Service for RiskService {
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::RiskConfig = ctx.config.section(&config_key(SERVICE))?;
-        let risk =
-            Risk::new(ctx.db.clone(), Arc::clone(&ctx.outbox_waker), Duration::from_millis(config.rules_reload_ms));
+        let shared =
+            fintech_kit::cache::SharedCache::new("risk", Duration::from_millis(config.rules_cache_ttl_ms), ctx.redis());
+        let risk = Risk::new(
+            ctx.db.clone(),
+            Arc::clone(&ctx.outbox_waker),
+            Duration::from_millis(config.rules_reload_ms),
+            Arc::new(shared),
+        );
         // Payments in this process asks without a network hop.
         ctx.registry.provide::<client::SharedRisk>(Arc::new(risk.clone()));
         Ok(Started { router: routes::router(routes::AppState { risk }), checks: Vec::new() })
