@@ -356,6 +356,19 @@ pub fn pow2_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
     chunks
 }
 
+/// An integer column as `i64`, whether the engine declares it `INT` (MySQL: 32 bits, which the
+/// `Any` driver will not widen by itself) or `BIGINT`/`INTEGER` (64 bits).
+pub fn get_i64(row: &sqlx::any::AnyRow, column: &str) -> Result<i64, sqlx::Error> {
+    use sqlx::Row as _;
+    row.try_get::<i64, _>(column).or_else(|_| row.try_get::<i32, _>(column).map(i64::from))
+}
+
+/// [`get_i64`] for a column that may be `NULL`.
+pub fn get_opt_i64(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<i64>, sqlx::Error> {
+    use sqlx::Row as _;
+    row.try_get::<Option<i64>, _>(column).or_else(|_| row.try_get::<Option<i32>, _>(column).map(|v| v.map(i64::from)))
+}
+
 /// True when `err` is a unique or primary-key violation (so callers can answer 409, not 500).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {

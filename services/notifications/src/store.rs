@@ -117,7 +117,7 @@ fn delivery(row: &AnyRow) -> Result<Delivery, sqlx::Error> {
         status: row.try_get("status")?,
         message_id: row.try_get("message_id")?,
         detail: row.try_get("detail")?,
-        attempts: row.try_get::<i64, _>("attempts").or_else(|_| row.try_get::<i32, _>("attempts").map(i64::from))?,
+        attempts: fintech_db::get_i64(row, "attempts")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -82,10 +82,6 @@ pub struct Statement {
     pub created_at: String,
 }
 
-fn int(row: &AnyRow, name: &str) -> Result<i64, sqlx::Error> {
-    row.try_get::<i64, _>(name).or_else(|_| row.try_get::<i32, _>(name).map(i64::from))
-}
-
 fn statement(row: &AnyRow) -> Result<Statement, sqlx::Error> {
     Ok(Statement {
         id: row.try_get("id")?,
@@ -93,11 +89,11 @@ fn statement(row: &AnyRow) -> Result<Statement, sqlx::Error> {
         customer_id: row.try_get("customer_id")?,
         month: row.try_get("month")?,
         currency: row.try_get("currency")?,
-        opening_minor: int(row, "opening_minor")?,
-        closing_minor: int(row, "closing_minor")?,
-        credits_minor: int(row, "credits_minor")?,
-        debits_minor: int(row, "debits_minor")?,
-        lines: int(row, "line_count")?,
+        opening_minor: fintech_db::get_i64(row, "opening_minor")?,
+        closing_minor: fintech_db::get_i64(row, "closing_minor")?,
+        credits_minor: fintech_db::get_i64(row, "credits_minor")?,
+        debits_minor: fintech_db::get_i64(row, "debits_minor")?,
+        lines: fintech_db::get_i64(row, "line_count")?,
         created_at: row.try_get("created_at")?,
     })
 }

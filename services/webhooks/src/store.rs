@@ -46,14 +46,6 @@ pub struct Delivery {
     pub payload: String,
 }
 
-fn int(row: &AnyRow, name: &str) -> Result<i64, sqlx::Error> {
-    row.try_get::<i64, _>(name).or_else(|_| row.try_get::<i32, _>(name).map(i64::from))
-}
-
-fn opt_int(row: &AnyRow, name: &str) -> Result<Option<i64>, sqlx::Error> {
-    row.try_get::<Option<i64>, _>(name).or_else(|_| row.try_get::<Option<i32>, _>(name).map(|v| v.map(i64::from)))
-}
-
 fn endpoint(row: &AnyRow) -> Result<Endpoint, sqlx::Error> {
     let events: String = row.try_get("events")?;
     Ok(Endpoint {
@@ -62,7 +54,7 @@ fn endpoint(row: &AnyRow) -> Result<Endpoint, sqlx::Error> {
         url: row.try_get("url")?,
         events: events.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect(),
         status: row.try_get("status")?,
-        consecutive_failures: int(row, "consecutive_failures")?,
+        consecutive_failures: fintech_db::get_i64(row, "consecutive_failures")?,
         disabled_reason: row.try_get("disabled_reason")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -77,9 +69,9 @@ fn delivery(row: &AnyRow) -> Result<Delivery, sqlx::Error> {
         event_id: row.try_get("event_id")?,
         event_type: row.try_get("event_type")?,
         status: row.try_get("status")?,
-        attempts: int(row, "attempts")?,
-        next_attempt_at: int(row, "next_attempt_at")?,
-        last_status_code: opt_int(row, "last_status_code")?,
+        attempts: fintech_db::get_i64(row, "attempts")?,
+        next_attempt_at: fintech_db::get_i64(row, "next_attempt_at")?,
+        last_status_code: fintech_db::get_opt_i64(row, "last_status_code")?,
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -192,7 +184,7 @@ pub async fn due(db: &Db, now: i64, limit: u32) -> Result<Vec<(Delivery, Endpoin
                 url: row.try_get("url")?,
                 events: events.split(',').map(str::to_owned).collect(),
                 status: row.try_get("e_status")?,
-                consecutive_failures: int(row, "consecutive_failures")?,
+                consecutive_failures: fintech_db::get_i64(row, "consecutive_failures")?,
                 disabled_reason: row.try_get("disabled_reason")?,
                 created_at: row.try_get("e_created_at")?,
                 updated_at: row.try_get("e_updated_at")?,
