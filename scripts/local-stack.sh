@@ -174,11 +174,15 @@ up() {
   "$BIN" migrate all --database-url "$db_url/{service}" >"$STACK/logs/migrate.log" 2>&1 ||
     { tail -n 20 "$STACK/logs/migrate.log" >&2; die "migrations failed"; }
 
-  # Every service's port, and the secrets of the services that call others.
-  local -A ports
-  local svc
+  # Every service's port, and the secrets of the services that call others (`fintech services`'
+  # third column: identity's SERVICE_CALLS, the same table the chart's serviceUrls follow).
+  local -A ports calls
+  local svc callees
   for svc in $(services); do ports[$svc]=$(free_port); done
-  local admin_password callers=(accounts payments statements)
+  while IFS=$'\t' read -r svc _ callees; do
+    [ "$callees" = "-" ] || calls[$svc]=$callees
+  done < <("$BIN" services)
+  local admin_password callers=("${!calls[@]}")
   admin_password=$(openssl rand -hex 12)
   echo "$admin_password" >"$STACK/admin-password"
   chmod 600 "$STACK/admin-password"
@@ -224,15 +228,11 @@ up() {
           env+=("FINTECH_IDENTITY__SERVICE_SECRETS__$(upper "$caller")=${secrets[$caller]}")
         done
         ;;
-      accounts) env+=(FINTECH_ACCOUNTS__LEDGER_URL="http://127.0.0.1:${ports[ledger]}") ;;
-      payments)
-        env+=(FINTECH_PAYMENTS__LEDGER_URL="http://127.0.0.1:${ports[ledger]}"
-          FINTECH_PAYMENTS__ACCOUNTS_URL="http://127.0.0.1:${ports[accounts]}"
-          FINTECH_PAYMENTS__VAULT_URL="http://127.0.0.1:${ports[vault]}"
-          FINTECH_PAYMENTS__RISK_URL="http://127.0.0.1:${ports[risk]}")
-        ;;
-      statements) env+=(FINTECH_STATEMENTS__LEDGER_URL="http://127.0.0.1:${ports[ledger]}") ;;
     esac
+    local callee
+    for callee in $(tr , " " <<<"${calls[$svc]:-}"); do
+      env+=("FINTECH_${key}__$(upper "$callee")_URL=http://127.0.0.1:${ports[$callee]}")
+    done
     mkdir -p "$STACK/data/$svc"
     start "svc-$svc" env "${env[@]}" "$BIN" serve "$svc" --port "${ports[$svc]}" --data-dir "$STACK/data/$svc"
   }

@@ -49,7 +49,8 @@ pub enum Command {
         #[arg(long, env = "FINTECH_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// List the services this binary contains, with their versions.
+    /// List the services this binary contains: name, version and the services each calls over
+    /// HTTP (`-`: none), tab-separated.
     Services,
     /// The audit log: `verify` checks its hash chain for altered, removed or re-linked records.
     Audit(crate::audit::AuditArgs),

@@ -729,7 +729,7 @@ fn env_value<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
 
 /// How the chart wires a service that runs alone (deploy/helm/fintech/values.yaml `auth`,
 /// `serviceUrls`, `secretEnv`): every service but identity verifies tokens with identity's keys;
-/// accounts, payments and statements call other services with service tokens from identity. Here one
+/// the services of identity's `SERVICE_CALLS` call others with service tokens from identity. Here one
 /// companion process (`fintech up` from the same image) stands for all of them.
 fn companion_env(service: &str, companion: &str, secret: &str) -> Vec<String> {
     if service == "identity" {
@@ -737,15 +737,13 @@ fn companion_env(service: &str, companion: &str, secret: &str) -> Vec<String> {
     }
     let key = fintech_kit::config_key(service).to_uppercase();
     let mut env = vec![format!("FINTECH_AUTH__IDENTITY_URL={companion}")];
-    let calls: &[&str] = match service {
-        "accounts" => &["LEDGER"],
-        "payments" => &["LEDGER", "ACCOUNTS", "VAULT", "RISK"],
-        "statements" => &["LEDGER"],
-        _ => &[],
-    };
+    let calls = crate::services::calls_of(service);
     if !calls.is_empty() {
         env.push(format!("FINTECH_AUTH__SERVICE_SECRET={secret}"));
-        env.extend(calls.iter().map(|c| format!("FINTECH_{key}__{c}_URL={companion}")));
+        env.extend(calls.iter().map(|c| {
+            let callee = fintech_kit::config_key(c).to_uppercase();
+            format!("FINTECH_{key}__{callee}_URL={companion}")
+        }));
     }
     env
 }

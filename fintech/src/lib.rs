@@ -76,9 +76,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Notify(args) => notify::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Services => {
-            // Name and version (the image tag is `<version>-<build number>`), tab-separated.
+            // Name, version (the image tag is `<version>-<build number>`) and the services it
+            // calls over HTTP (identity's SERVICE_CALLS; `-`: none), tab-separated.
             for s in services::SERVICES {
-                println!("{}\t{}", s.name(), s.version());
+                let calls = services::calls_of(s.name());
+                let calls = if calls.is_empty() { "-".to_owned() } else { calls.join(",") };
+                println!("{}\t{}\t{calls}", s.name(), s.version());
             }
             Ok(())
         }

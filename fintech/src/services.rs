@@ -19,6 +19,13 @@ pub static SERVICES: &[&dyn Service] = &[
     &fintech_statements::StatementsService,
 ];
 
+/// The services `name` calls over HTTP with a service token, as identity allows it
+/// (`SERVICE_CALLS`): each needs `<name>.<callee>_url` and `auth.service_secret` when it runs
+/// alone. Every service also reaches identity (`auth.identity_url`), which is not listed.
+pub fn calls_of(name: &str) -> &'static [&'static str] {
+    fintech_identity::routes::SERVICE_CALLS.iter().find(|(caller, _)| *caller == name).map_or(&[], |(_, calls)| calls)
+}
+
 /// The service called `name`, or an error listing the known ones.
 pub fn find(name: &str) -> anyhow::Result<&'static dyn Service> {
     SERVICES.iter().copied().find(|s| s.name() == name).ok_or_else(|| {

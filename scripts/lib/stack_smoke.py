@@ -185,6 +185,40 @@ def main():
         status, p = call("POST", "/api/webhooks/v1/endpoints", body, token=state["ana"])
         expect("webhooks for a customer", status, p, 403)
 
+    def sms_second_factor():
+        # A user of its own: once SMS is on, a password alone no longer signs in.
+        email, phone = f"cy-{run}@example.com", "+15550002222"
+        status, body = call("POST", "/api/identity/v1/sign-up", {"email": email, "password": password})
+        expect(f"sign-up of {email}", status, body, 201)
+        token = sign_in(email, password)
+
+        def code_sent(after):
+            def latest():
+                for path in sorted(glob.glob(f"{STACK}/data/identity/outbox/sms/*.json"), reverse=True):
+                    with open(path, encoding="utf-8") as f:
+                        message = json.load(f)
+                    if message["to"] == phone and path not in after:
+                        return path, message["body"].split("code is ")[1][:6]
+                return None
+            return eventually("the SMS with the code", latest)
+
+        sent_before = set(glob.glob(f"{STACK}/data/identity/outbox/sms/*.json"))
+        status, body = call("POST", "/api/identity/v1/mfa/sms", {"phone": phone}, token=token)
+        expect("SMS enrolment", status, body, 202)
+        path, code = code_sent(sent_before)
+        status, body = call("POST", "/api/identity/v1/mfa/sms/confirm", {"code": code}, token=token)
+        expect("the code kept in Redis", status, body, 200)
+        status, challenge = call("POST", "/api/identity/v1/sign-in", {"email": email, "password": password})
+        challenge = expect("sign-in with SMS on", status, challenge, 200)
+        if "access_token" in challenge or "mfa_token" not in challenge:
+            raise Failed(f"a second factor was expected: {challenge}")
+        _, code = code_sent(sent_before | {path})
+        answer = {"mfa_token": challenge["mfa_token"], "code": code}
+        status, session = call("POST", "/api/identity/v1/sign-in/mfa", answer)
+        expect("the sign-in code", status, session, 200)
+        status, again = call("POST", "/api/identity/v1/sign-in/mfa", answer)
+        expect("the same code again", status, again, 401)
+
     try:
         step("nginx routes the chart's public paths, not the internal ones", entry_point)
         step("sign-up and sign-in (identity)", sign_up)
@@ -194,6 +228,7 @@ def main():
         step("a sign-in alert reaches ana, who reads it (identity, accounts, notifications)", my_notices)
         step("last month's statement by signed link (statements, storage)", statement_link)
         step("webhooks refuse the metadata server (webhooks)", webhooks_guard)
+        step("an SMS second factor, its codes kept in Redis (identity, Redis)", sms_second_factor)
     except Failed as e:
         print(f"smoke: FAILED: {e}", file=sys.stderr)
         sys.exit(1)
