@@ -1,14 +1,16 @@
-"""Redis (Memorystore): rate limits shared by every replica. With redis.enabled, each service with
-redis.enabled (identity, notifications) reads FINTECH_REDIS__URL from Secret Manager, never from values, gets
+"""Redis (Memorystore): rate limits, identity's one-time codes and risk's rules in force, shared by every
+replica. With redis.enabled, each service with redis.enabled (identity, notifications, risk) reads
+FINTECH_REDIS__URL from Secret Manager, never from values, gets
 FINTECH_REDIS__KEY_PREFIX in its ConfigMap, trusts the instance's own certificate authorities
 (Secret Manager too, mounted read-only as the file FINTECH_REDIS__CA_FILE names) and may reach the
 instance; no other service, and no migration Job, gets any of it. On in staging and production, off
 in ci and in the defaults, where nothing of it is rendered."""
 
 import pytest
+import yaml
 
 from conftest import REDIS_URL, base_values, env_values, full, manifest, services
-from render import ENVIRONMENTS, render
+from render import ENVIRONMENTS, HELM_DIR, render
 from test_failures import fails
 
 ENABLED = ("--set", "redis.enabled=true")
@@ -16,8 +18,9 @@ CA_FILE = "FINTECH_REDIS__CA_FILE"
 CA_DIR = "/etc/fintech/redis"
 CA_KEY = "redis-ca"
 ON = {"ci": False, "staging": True, "production": True}
-# identity rate-limits sign-ins, OTPs and SMS; notifications its messages per recipient (and SMS).
-USERS = {"identity", "notifications"}
+# identity rate-limits sign-ins, OTPs and SMS and keeps its one-time codes there; notifications
+# rate-limits its messages per recipient (and SMS); risk shares its rules in force.
+USERS = {"identity", "notifications", "risk"}
 
 
 def one(docs, kind, name):
@@ -117,19 +120,21 @@ def test_identity_trusts_the_instance_ca(enabled):
 def test_identity_reads_the_url_from_secret_manager(enabled):
     env, docs = enabled
     values = env_values(env)
-    ref = app_env(docs, "identity")[REDIS_URL]
-    assert ref == {"name": REDIS_URL, "valueFrom": {"secretKeyRef": {"name": full("identity"), "key": REDIS_URL}}}
-    data = {d["secretKey"]: d["remoteRef"] for d in one(docs, "ExternalSecret", full("identity"))["spec"]["data"]}
-    assert data[REDIS_URL] == {"key": f"{values['externalSecrets']['secretPrefix']}redis-url", "version": "latest"}
-    config = one(docs, "ConfigMap", full("identity"))["data"]
-    assert config["FINTECH_REDIS__KEY_PREFIX"] == "fintech:"
-    assert REDIS_URL not in config, "the URL holds the AUTH string: never in a ConfigMap"
+    for name in sorted(USERS):
+        ref = app_env(docs, name)[REDIS_URL]
+        assert ref == {"name": REDIS_URL, "valueFrom": {"secretKeyRef": {"name": full(name), "key": REDIS_URL}}}
+        data = {d["secretKey"]: d["remoteRef"] for d in one(docs, "ExternalSecret", full(name))["spec"]["data"]}
+        assert data[REDIS_URL] == {"key": f"{values['externalSecrets']['secretPrefix']}redis-url", "version": "latest"}
+        config = one(docs, "ConfigMap", full(name))["data"]
+        assert config["FINTECH_REDIS__KEY_PREFIX"] == "fintech:"
+        assert REDIS_URL not in config, "the URL holds the AUTH string: never in a ConfigMap"
 
 
 def test_only_the_services_that_use_it(enabled):
     env, docs = enabled
     declared = {name for name, svc in env_values(env)["services"].items() if ((svc or {}).get("redis") or {}).get("enabled")}
-    assert declared == USERS, "identity rate-limits sign-ins, OTPs and SMS; notifications its messages"
+    assert declared == USERS, \
+        "identity rate-limits sign-ins, OTPs and SMS and keeps its codes; notifications its messages; risk its rules"
     for name in services(env):
         uses = name in USERS
         assert (REDIS_URL in app_env(docs, name)) == uses, name
@@ -145,6 +150,15 @@ def test_only_the_services_that_use_it(enabled):
         migrate_policy = find(docs, "NetworkPolicy", f"{full(name)}-migrate")
         if migrate_policy:
             assert not redis_rules(migrate_policy, env)
+
+
+def test_the_users_may_read_the_secrets_in_terraform():
+    """Each service the chart gives Redis is `redis: true` in Terraform's catalog, which lets its
+    Google service account read the URL and CA secrets; no other service of the chart is (the
+    catalog also lists services not built yet)."""
+    catalog = yaml.safe_load((HELM_DIR.parent / "terraform" / "services.yaml").read_text())["services"]
+    readers = {name for name, s in catalog.items() if (s or {}).get("redis")}
+    assert readers & set(base_values()["services"]) == USERS
 
 
 def test_identity_reaches_memorystore_only(enabled):

@@ -1,9 +1,10 @@
 """risk: public for staff (assessments and rules through the entry point), asked for a verdict on
 each card payment by payments only, inside the cluster, with payments' own service secret; its own
-database, no secret of its own at identity, and several replicas (it keeps no state in the pod).
-payments takes the client's address from the last X-Forwarded-For entry, as identity does."""
+database, no secret of its own at identity, its rules in force shared through Redis where the
+release has one, and several replicas (it keeps no state in the pod). payments takes the client's
+address from the last X-Forwarded-For entry, as identity does."""
 
-from conftest import env_values, full, manifest, pod_labels, services, single_replica
+from conftest import REDIS_URL, env_values, full, manifest, pod_labels, services, single_replica
 from test_failures import fails
 
 GATEWAY = {"podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": "fintech"}}}
@@ -48,9 +49,12 @@ def test_risk_is_public_with_its_database(env):
     assert any(r["to"] == [peer("risk")] for r in m.one("NetworkPolicy", "fintech-gateway")["spec"]["egress"])
     job = m.one("Job", f"{full('risk')}-migrate")
     assert job["spec"]["template"]["spec"]["containers"][0]["args"][:2] == ["migrate", "risk"]
-    prefix = env_values(env)["externalSecrets"]["secretPrefix"]
-    assert secret_keys(env, "risk") == {"database-url": f"{prefix}risk-database-url"}, \
-        "risk calls no service: it has no secret at identity"
+    values = env_values(env)
+    prefix = values["externalSecrets"]["secretPrefix"]
+    redis = {REDIS_URL: f"{prefix}{values['redis']['urlSecret']}", "redis-ca": f"{prefix}{values['redis']['caSecret']}"}
+    assert secret_keys(env, "risk") == {"database-url": f"{prefix}risk-database-url",
+                                        **(redis if values["redis"]["enabled"] else {})}, \
+        "risk calls no service: it has no secret at identity (only Redis's, where the release has one)"
 
 
 def test_payments_and_only_payments_calls_risk(env):
@@ -83,6 +87,20 @@ def test_payments_trusts_the_forwarded_client_address_as_identity_does(env):
         config(env, "identity")["FINTECH_IDENTITY__TRUST_FORWARDED_FOR"] == "true"
     for name in ("payments", "identity"):
         assert manifest(env).find("HTTPRoute", full(name)), f"{name} is reached through the gateway only"
+
+
+def test_its_rules_in_redis_where_the_release_has_one(env):
+    """Its replicas share the rules in force through Redis (staging, production); without one (ci),
+    each reads its database."""
+    uses = env_values(env)["redis"]["enabled"]
+    assert services(env)["risk"]["redis"]["enabled"] is uses
+    assert (REDIS_URL in secret_keys(env, "risk")) == uses
+    assert ("FINTECH_REDIS__KEY_PREFIX" in config(env, "risk")) == uses
+    net = env_values(env)["networkPolicy"]["redis"]
+    egress = manifest(env).one("NetworkPolicy", full("risk"))["spec"]["egress"]
+    rules = [r for r in egress if r.get("ports") == [{"protocol": "TCP", "port": net["port"]}]]
+    assert rules == ([{"to": [{"ipBlock": {"cidr": c}} for c in net["cidrs"]],
+                       "ports": [{"protocol": "TCP", "port": 6378}]}] if uses else []), "Memorystore with TLS"
 
 
 def test_risk_runs_several_replicas(env):

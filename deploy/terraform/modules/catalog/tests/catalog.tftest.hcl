@@ -208,8 +208,8 @@ run "gives_risk_and_audit_their_databases_and_streams" {
   }
 
   assert {
-    condition     = !contains(output.redis_users, "risk") && !contains(output.redis_users, "audit")
-    error_message = "risk and audit keep their state in their databases: they read no Redis AUTH string."
+    condition     = contains(output.redis_users, "risk") && !contains(output.redis_users, "audit")
+    error_message = "risk shares its rules in force through Redis; audit keeps its state in its database: it reads no Redis AUTH string."
   }
 }
 
