@@ -187,39 +187,6 @@ step "trivy config (Containerfile)" scan_trivy
 
 # --- A private registry ---------------------------------------------------------------------------
 
-start_registry() {
-  local port
-  port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') || return 1
-  mkdir -p "$WORK/registry/data"
-  cat >"$WORK/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $WORK/registry/data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$port
-EOF
-  /usr/bin/docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
-  registry_pid=$!
-  REGISTRY=127.0.0.1:$port
-  local i
-  for i in $(seq 1 50); do
-    if "$PY" -c "import urllib.request; urllib.request.urlopen('http://$REGISTRY/v2/', timeout=1)" 2>/dev/null; then
-      echo "registry pid $registry_pid on $REGISTRY"
-      return 0
-    fi
-    kill -0 "$registry_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$WORK/registry/log"
-  return 1
-}
 required "start docker-registry on a free 127.0.0.1 port" start_registry
 REPO=$REGISTRY/fintech
 DIGESTS=$WORK/digests
