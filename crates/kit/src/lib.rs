@@ -149,6 +149,39 @@ pub trait Service: Send + Sync {
     }
 }
 
+/// The four [`Service`] methods every service writes the same way, inside its `impl Service`:
+/// `name` (`$name`), `version` (its own crate's `CARGO_PKG_VERSION`: `env!` is read where the
+/// macro is used), `migrations` (`$sqlite` or `$mysql`, the two `Migrator` statics) and `openapi`
+/// (`$api`, a `utoipa::OpenApi` type).
+#[macro_export]
+macro_rules! service_basics {
+    ($name:expr, $sqlite:ident, $mysql:ident, $api:ty) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
+        fn version(&self) -> &'static str {
+            env!("CARGO_PKG_VERSION")
+        }
+
+        fn migrations(&self, engine: $crate::__macro::Engine) -> &'static $crate::__macro::Migrator {
+            $crate::pick_migrations(engine, &$sqlite, &$mysql)
+        }
+
+        fn openapi(&self) -> $crate::__macro::utoipa::openapi::OpenApi {
+            <$api as $crate::__macro::utoipa::OpenApi>::openapi()
+        }
+    };
+}
+
+/// What [`service_basics!`] names, reachable from any crate.
+#[doc(hidden)]
+pub mod __macro {
+    pub use fintech_db::Engine;
+    pub use fintech_db::sqlx::migrate::Migrator;
+    pub use utoipa;
+}
+
 /// The configuration key of a service: `contact-us` → `contact_us`.
 pub fn config_key(service: &str) -> String {
     service.replace('-', "_")
@@ -422,7 +455,7 @@ impl Host {
                 };
                 ratelimit::Store::redis(url.expose(), &self.settings.redis.key_prefix, ca.as_deref())
                     .await
-                    .context("connecting to Redis (redis.url, FINTECH_REDIS__URL) for the rate limits")?
+                    .context("connecting to Redis (redis.url, FINTECH_REDIS__URL) for the rate limits, one-time codes and shared caches")?
             }
         };
         // One outbox for the whole process (not per service): `<data>/outbox`.

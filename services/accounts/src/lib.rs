@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use fintech_db::Engine;
+
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use fintech_ledger::client::SharedLedger;
 use fintech_ledger::domain::NewAccount;
@@ -85,21 +85,7 @@ async fn ensure_system_accounts(
 
 #[async_trait]
 impl Service for AccountsService {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::AccountsConfig = ctx.config.section(&config_key(SERVICE))?;

@@ -19,8 +19,8 @@ pub mod verify;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use fintech_db::Db;
 use fintech_db::sqlx::migrate::Migrator;
-use fintech_db::{Db, Engine};
 use fintech_events::{EventEnvelope, EventHandler, HandlerError};
 use fintech_kit::{Service, ServiceContext, Started};
 use utoipa::OpenApi;
@@ -84,21 +84,7 @@ pub struct AuditService;
 
 #[async_trait]
 impl Service for AuditService {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let db = ctx.db.clone();

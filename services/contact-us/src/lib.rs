@@ -9,7 +9,7 @@ pub mod routes;
 pub mod store;
 
 use async_trait::async_trait;
-use fintech_db::Engine;
+
 use fintech_db::sqlx::migrate::Migrator;
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use utoipa::OpenApi;
@@ -39,21 +39,7 @@ pub struct ContactUs;
 
 #[async_trait]
 impl Service for ContactUs {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::ContactUsConfig = ctx.config.section(&config_key(SERVICE))?;

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fintech_auth::{Kind, Role, SharedKeys};
-use fintech_db::Engine;
+
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
@@ -105,21 +105,7 @@ async fn bootstrap_admin(ctx: &ServiceContext, config: &config::IdentityConfig) 
 
 #[async_trait]
 impl Service for IdentityService {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::IdentityConfig = ctx.config.section(&config_key(SERVICE))?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fintech_db::Engine;
+
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
@@ -48,24 +48,10 @@ pub struct LedgerService;
 
 #[async_trait]
 impl Service for LedgerService {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     fn event_sources(&self) -> Vec<std::sync::Arc<dyn fintech_events::outbox::EventSource>> {
         vec![std::sync::Arc::new(engine::JournalEvents)]
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
     }
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {

@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fintech_db::Db;
 use fintech_db::sqlx::migrate::Migrator;
-use fintech_db::{Db, Engine};
 use fintech_events::{EventEnvelope, EventHandler, HandlerError};
 use fintech_kit::email::{Email, EmailSender};
 use fintech_kit::messages::{MessageError, MessageSender};
@@ -432,21 +432,7 @@ pub struct NotificationsService;
 
 #[async_trait]
 impl Service for NotificationsService {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::NotificationsConfig = ctx.config.section(&config_key(SERVICE))?;

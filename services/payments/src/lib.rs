@@ -13,7 +13,7 @@ pub mod store;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fintech_db::Engine;
+
 use fintech_kit::idempotency::{self, IdempotencySettings};
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use sqlx::migrate::Migrator;
@@ -48,21 +48,7 @@ pub struct PaymentsService;
 
 #[async_trait]
 impl Service for PaymentsService {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::PaymentsConfig = ctx.config.section(&config_key(SERVICE))?;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fintech_db::Engine;
+
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
@@ -50,21 +50,7 @@ pub struct RiskService;
 
 #[async_trait]
 impl Service for RiskService {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::RiskConfig = ctx.config.section(&config_key(SERVICE))?;

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use fintech_db::Db;
 use fintech_db::sqlx::migrate::Migrator;
-use fintech_db::{Db, Engine};
 use fintech_events::{EventEnvelope, EventHandler, HandlerError};
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use fintech_ledger::client::SharedLedger;
@@ -188,21 +188,7 @@ pub struct StatementsService;
 
 #[async_trait]
 impl Service for StatementsService {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::StatementsConfig = ctx.config.section(&config_key(SERVICE))?;

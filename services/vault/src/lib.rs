@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fintech_db::Engine;
+
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
@@ -70,21 +70,7 @@ pub struct VaultService;
 
 #[async_trait]
 impl Service for VaultService {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::VaultConfig = ctx.config.section(&config_key(SERVICE))?;

@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use fintech_db::Db;
 use fintech_db::sqlx::migrate::Migrator;
-use fintech_db::{Db, Engine};
 use fintech_events::{EventEnvelope, EventHandler, HandlerError};
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use tokio::sync::Notify;
@@ -145,21 +145,7 @@ pub struct WebhooksService;
 
 #[async_trait]
 impl Service for WebhooksService {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn migrations(&self, engine: Engine) -> &'static Migrator {
-        fintech_kit::pick_migrations(engine, &SQLITE, &MYSQL)
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
-    }
+    fintech_kit::service_basics!(SERVICE, SQLITE, MYSQL, ApiDoc);
 
     async fn start(&self, ctx: ServiceContext) -> anyhow::Result<Started> {
         let config: config::WebhooksConfig = ctx.config.section(&config_key(SERVICE))?;
