@@ -10,6 +10,7 @@
 //!   [`pubsub::PubSubBus`] is Google Cloud Pub/Sub behind the same trait (the distributed mode).
 
 pub mod inbox;
+pub mod lease;
 pub mod memory;
 pub mod outbox;
 pub mod pubsub;

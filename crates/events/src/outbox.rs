@@ -162,21 +162,15 @@ pub struct OutboxRelay {
     db: Db,
     bus: Arc<dyn EventBus>,
     config: RelayConfig,
-    owner: String,
+    lease: crate::lease::Lease,
     wake: Arc<Notify>,
     sources: HashMap<&'static str, Arc<dyn EventSource>>,
 }
 
 impl OutboxRelay {
     pub fn new(db: Db, bus: Arc<dyn EventBus>, config: RelayConfig) -> Self {
-        OutboxRelay {
-            db,
-            bus,
-            config,
-            owner: uuid::Uuid::new_v4().to_string(),
-            wake: Arc::new(Notify::new()),
-            sources: HashMap::new(),
-        }
+        let lease = crate::lease::Lease::new(db.clone(), "relay", config.lease);
+        OutboxRelay { db, bus, config, lease, wake: Arc::new(Notify::new()), sources: HashMap::new() }
     }
 
     /// The event sources that rows staged with [`stage_derived`] name.
@@ -193,29 +187,7 @@ impl OutboxRelay {
 
     /// Takes or renews the lease. False when another live relay holds it.
     pub async fn acquire_lease(&self) -> Result<bool, sqlx::Error> {
-        let now = fintech_telemetry::now_unix_ms();
-        let expires = now.saturating_add(fintech_telemetry::duration_ms(self.config.lease));
-        let owner = self.owner.clone();
-        // Through the database's writer (on SQLite: in turn with the service's own writes).
-        let taken = self
-            .db
-            .write(move |conn| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE outbox_lease SET owner = ?, expires_at_ms = ? \
-                         WHERE name = 'relay' AND (owner = ? OR expires_at_ms < ?)",
-                    )
-                    .bind(&owner)
-                    .bind(expires)
-                    .bind(&owner)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(done.rows_affected())
-                })
-            })
-            .await?;
-        Ok(taken == 1)
+        self.lease.acquire().await
     }
 
     /// One pass: publishes up to a batch of rows in `seq` order and marks them. Returns how many

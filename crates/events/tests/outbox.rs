@@ -272,6 +272,41 @@ async fn only_one_relay_holds_the_lease() {
     assert!(!a.acquire_lease().await.unwrap());
 }
 
+/// Leases of other names (a service's periodic job) in the same table: made on first use, one
+/// live holder each, independent of the relay's; on both engines.
+async fn named_leases_are_independent(engine: Engine) {
+    use fintech_events::lease::Lease;
+    let (db, _dir) = database(engine).await;
+    let relay = OutboxRelay::new(
+        db.clone(),
+        Arc::new(InProcessBus::new(Arc::new(MemoryDeadLetters::default()))),
+        RelayConfig::default(),
+    );
+    let length = Duration::from_millis(300);
+    let (a, b) = (Lease::new(db.clone(), "monthly", length), Lease::new(db.clone(), "monthly", length));
+    assert!(a.acquire().await.unwrap(), "a name never used is made and taken");
+    assert!(!b.acquire().await.unwrap(), "one live holder");
+    assert!(relay.acquire_lease().await.unwrap(), "the relay's lease is another row");
+    assert!(Lease::new(db.clone(), "other", length).acquire().await.unwrap());
+    assert!(a.acquire().await.unwrap(), "renewed");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(b.acquire().await.unwrap(), "expired: taken over");
+    assert!(!a.acquire().await.unwrap());
+    let owner: String =
+        sqlx::query_scalar("SELECT owner FROM outbox_lease WHERE name = 'monthly'").fetch_one(db.pool()).await.unwrap();
+    assert_eq!(owner, b.owner());
+}
+
+#[tokio::test]
+async fn sqlite_named_leases_are_independent() {
+    named_leases_are_independent(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_named_leases_are_independent() {
+    named_leases_are_independent(Engine::MySql).await;
+}
+
 /// A row naming an event source the relay does not have stops the relay at that row with an
 /// error that names it (publishing later rows first would break the per-key order); a relay
 /// that has the source publishes it.

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use fintech_db::Db;
 use fintech_db::sqlx::migrate::Migrator;
+use fintech_events::lease::Lease;
 use fintech_events::{EventEnvelope, EventHandler, HandlerError};
 use fintech_kit::{Service, ServiceContext, Started, config_key};
 use fintech_ledger::client::SharedLedger;
@@ -57,6 +58,11 @@ pub struct Statements {
     pub ledger: SharedLedger,
     pub store: Arc<dyn ObjectStore>,
 }
+
+/// The monthly job's lease (in the service's `outbox_lease` table): one replica runs a pass.
+pub const MONTHLY_LEASE: &str = "statements-monthly";
+/// How long the job's lease lasts unless renewed; the pass renews it before each batch of 50.
+pub const MONTHLY_LEASE_LENGTH: Duration = Duration::from_secs(300);
 
 /// The bucket keys of a statement's files.
 pub fn object_key(id: &str, format: &str) -> Result<ObjectKey, fintech_storage::StorageError> {
@@ -102,37 +108,56 @@ impl Statements {
     }
 
     /// One pass of the monthly job: every known account opened before this month without a
-    /// statement of last month gets one. Returns how many were made.
-    pub async fn monthly_pass(&self) -> Result<usize, StatementsError> {
+    /// statement of last month gets one, in account id order, 50 at a time; `lease` (the job's)
+    /// is renewed before each batch after the first, and the pass stops if it was lost. Returns
+    /// how many were made and how many failed (tried again at the next pass).
+    pub async fn monthly_pass(&self, lease: Option<&Lease>) -> Result<(usize, usize), StatementsError> {
         let now = fintech_telemetry::now_rfc3339();
         let current = Month::of(&now).ok_or(StatementsError::MonthNotOver)?;
         let last = current.previous();
-        let mut made = 0;
+        let (mut made, mut failed) = (0, 0);
+        let mut after = String::new();
         loop {
-            let batch = store::missing(&self.db, &last.to_string(), &current.to_string(), 50).await?;
-            if batch.is_empty() {
-                return Ok(made);
+            if !after.is_empty()
+                && let Some(lease) = lease
+                && !lease.acquire().await?
+            {
+                tracing::warn!(made, "the monthly statements lease was lost; another replica goes on");
+                return Ok((made, failed));
             }
+            let batch = store::missing(&self.db, &last.to_string(), &current.to_string(), &after, 50).await?;
+            let Some(end) = batch.last() else {
+                return Ok((made, failed));
+            };
+            after = end.account_id.clone();
             for account in &batch {
                 match self.make(account, last).await {
                     Ok((_, true)) => made += 1,
                     Ok((_, false)) => {}
-                    // One account's failure (the ledger unreachable, an account gone) must not
+                    // One account's failure (the ledger unreachable, an account gone) does not
                     // stop the others; it is tried again at the next pass.
                     Err(e) => {
+                        failed += 1;
                         tracing::warn!(account = %account.account_id, month = %last, error = %e, "statement not made");
-                        return Ok(made);
                     }
                 }
             }
         }
     }
 
+    /// The monthly job: every `every`, the replica that holds the job's lease (one at a time)
+    /// runs a pass.
     async fn run_monthly(self, every: Duration, shutdown: CancellationToken) {
+        let lease = Lease::new(self.db.clone(), MONTHLY_LEASE, MONTHLY_LEASE_LENGTH);
         loop {
-            match self.monthly_pass().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(made = n, "monthly statements made"),
+            let pass = match lease.acquire().await {
+                Ok(true) => self.monthly_pass(Some(&lease)).await,
+                Ok(false) => Ok((0, 0)),
+                Err(e) => Err(e.into()),
+            };
+            match pass {
+                Ok((0, 0)) => {}
+                Ok((made, failed)) => tracing::info!(made, failed, "monthly statements pass"),
                 Err(e) => tracing::warn!(error = %e, "monthly statements pass failed; trying again later"),
             }
             tokio::select! {

@@ -48,14 +48,22 @@ pub async fn account(db: &Db, account_id: &str) -> Result<Option<KnownAccount>, 
 }
 
 /// Accounts opened before `before` (an RFC 3339 time or a `YYYY-MM` prefix) without a statement
-/// of `month`, at most `limit`.
-pub async fn missing(db: &Db, month: &str, before: &str, limit: u32) -> Result<Vec<KnownAccount>, sqlx::Error> {
+/// of `month`, after the account id `after` in id order (`""`: from the first), at most `limit`.
+pub async fn missing(
+    db: &Db,
+    month: &str,
+    before: &str,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<KnownAccount>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT a.account_id, a.customer_id, a.currency, a.opened_at FROM statement_accounts a \
-         WHERE a.opened_at < ? AND NOT EXISTS (SELECT 1 FROM statements s WHERE s.account_id = a.account_id AND s.month = ?) \
+         WHERE a.opened_at < ? AND a.account_id > ? \
+         AND NOT EXISTS (SELECT 1 FROM statements s WHERE s.account_id = a.account_id AND s.month = ?) \
          ORDER BY a.account_id LIMIT ?",
     )
     .bind(before)
+    .bind(after)
     .bind(month)
     .bind(i64::from(limit))
     .fetch_all(db.pool())

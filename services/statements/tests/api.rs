@@ -224,7 +224,15 @@ async fn the_monthly_job_makes_statements_and_links_are_signed_in_the_cloud_buck
         .execute(db.pool())
         .await
         .unwrap();
-    db.close().await;
+    // An account the ledger does not know, first in id order: its failure must not hold up the
+    // accounts after it, in this pass or any other.
+    sqlx::query(
+        "INSERT INTO statement_accounts (account_id, customer_id, currency, opened_at) VALUES ('!gone', 'nobody', 'USD', ?)",
+    )
+    .bind(format!("{}-01T00:00:00.000Z", w.last_month))
+    .execute(db.pool())
+    .await
+    .unwrap();
     let list = format!("/v1/statements?account_id={}", w.ana_account);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let statement = loop {
@@ -240,6 +248,18 @@ async fn the_monthly_job_makes_statements_and_links_are_signed_in_the_cloud_buck
         (statement["month"].as_str(), statement["closing_minor"].as_i64()),
         (Some(&*w.last_month.to_string()), Some(7_500))
     );
+    // The pass ran under the job's lease, held by this (the only) replica.
+    let holder: String = sqlx::query_scalar("SELECT owner FROM outbox_lease WHERE name = 'statements-monthly'")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert!(!holder.is_empty(), "the monthly job's lease");
+    let gone: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM statements WHERE account_id = '!gone'")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(gone, 0, "no statement for an account the ledger does not know");
+    db.close().await;
     let (_, view) =
         w.app.call("statements", &w.ana, &format!("/v1/statements/{}", statement["id"].as_str().unwrap()), None).await;
     assert_eq!(view["links"]["expires_in_s"], 300, "{view}");
