@@ -5,7 +5,8 @@ published), its per-recipient limit in Redis where the release has one, no calle
 identity's keys. E-mail and SMS are off by default and in every environment (the file outboxes in
 the pod); turned on, e-mail reads the SMTP server's URL from Secret Manager and may reach that
 server's address ranges on 587 and 465 only, and SMS are wired as identity's, with notifications'
-own secrets."""
+own secrets. Support's alerts about contact requests (notifications.support_email) are unset by
+default and in every environment, and once set in its env, an address in its ConfigMap."""
 
 import json
 import re
@@ -145,6 +146,56 @@ def test_its_limits_in_redis_where_the_release_has_one(env):
     uses = env_values(env)["redis"]["enabled"]
     assert ("FINTECH_REDIS__URL" in secret_keys(env, NAME)) == uses
     assert ("FINTECH_REDIS__KEY_PREFIX" in config(env, NAME)) == uses
+
+
+# --- Support's alerts about contact requests ---------------------------------------------------
+
+SUPPORT_EMAIL = "FINTECH_NOTIFICATIONS__SUPPORT_EMAIL"
+
+
+def test_the_code_reads_support_email_and_alerts_no_one_by_default():
+    """notifications.support_email (FINTECH_NOTIFICATIONS__SUPPORT_EMAIL) is an optional address,
+    unset by default: the variable the chart leaves out is the one the code reads."""
+    source = (REPO / "services" / NAME / "src" / "config.rs").read_text()
+    assert re.search(r"pub support_email: Option<String>,", source)
+    assert re.search(r"support_email: None", source)
+    assert SUPPORT_EMAIL not in yaml.safe_load((CHART / "values.yaml").read_text())["services"][NAME]["env"]
+
+
+def test_no_support_alerts_in_any_environment(env):
+    """Unset everywhere (no environment file names an e-mail address yet): no alert, nothing rendered."""
+    assert SUPPORT_EMAIL not in (services(env)[NAME].get("env") or {})
+    m = manifest(env)
+    for cm in m.all("ConfigMap"):
+        assert SUPPORT_EMAIL not in cm["data"], cm["metadata"]["name"]
+    assert SUPPORT_EMAIL not in app_env(m.docs)
+    assert SUPPORT_EMAIL not in external_secret(m.docs)
+
+
+def test_support_email_when_set():
+    """Set in notifications' env: in its ConfigMap as given (an address is read as a string), for it
+    alone, and its pods roll; it is an address, never a secret, and e-mail stays as it was."""
+    address = "support@fintech.example"
+    docs = render("staging", "--set", f"services.{NAME}.env.{SUPPORT_EMAIL}={address}")
+    data = data_of(docs)
+    assert data[SUPPORT_EMAIL] == address
+    assert data["FINTECH_NOTIFICATIONS__PER_RECIPIENT_PER_HOUR"] == "30", "the other settings stay"
+    assert not [k for k in data if k.startswith("FINTECH_EMAIL__")], "e-mail stays off: the file outbox"
+    assert SUPPORT_EMAIL not in external_secret(docs)
+    for name in services("staging"):
+        if name != NAME:
+            assert SUPPORT_EMAIL not in data_of(docs, name), name
+
+    def annotations(rendered):
+        return one(rendered, "Deployment", full(NAME))["spec"]["template"]["metadata"]["annotations"]
+    assert annotations(docs)["checksum/config"] != annotations(manifest("staging").docs)["checksum/config"]
+
+
+@pytest.mark.parametrize("value", ["", "support", "support team@fintech.example", "support@", "@fintech.example",
+                                   "a" * 250 + "@b.example"])
+def test_support_email_must_be_an_address(value):
+    err = fails("--set-json", f"services.{NAME}.env.{SUPPORT_EMAIL}={json.dumps(value)}")
+    assert f"/services/{NAME}/env/{SUPPORT_EMAIL}" in err
 
 
 # --- E-mail -----------------------------------------------------------------------------------
