@@ -12,20 +12,13 @@ from conftest import env_values, full, manifest, services
 from render import CHART, HELM_DIR
 from test_failures import fails
 from test_risk import GATEWAY, admitted_services, config, ingress_peers, reaches, secret_keys
+from test_service_calls import service_calls
 from test_webhooks import catalog, code_topics, egress_of, public_rules
 
 NAME = "statements"
 REPO = HELM_DIR.parent.parent
 LEDGER_URL = "FINTECH_STATEMENTS__LEDGER_URL"
 SERVICE_SECRET = "FINTECH_AUTH__SERVICE_SECRET"
-
-
-def rust_pairs(source, const):
-    """SERVICE_CALLS of services/identity/src/routes.rs: caller -> the services it may call."""
-    found = re.search(r"pub const %s: &\[\(&str, &\[&str\]\)\] =\s*&\[(.*?)\];" % const, source, re.DOTALL)
-    assert found, const
-    return {caller: set(re.findall(r'"([^"]+)"', callees))
-            for caller, callees in re.findall(r'\("([^"]+)",\s*&\[([^\]]*)\]\)', found.group(1))}
 
 
 def rust_list(source, const):
@@ -81,17 +74,12 @@ def test_it_reads_the_ledger_with_its_own_secret(env):
 
 def test_the_code_lets_statements_read_the_ledger():
     """identity issues statements tokens for the ledger only (SERVICE_CALLS), and the ledger lets
-    statements read but not write; the chart's service URLs follow SERVICE_CALLS for every caller."""
-    identity = (REPO / "services" / "identity" / "src" / "routes.rs").read_text()
-    calls = rust_pairs(identity, "SERVICE_CALLS")
-    assert calls[NAME] == {"ledger"}
+    statements read but not write (the chart's wiring of every call: test_service_calls.py)."""
+    assert service_calls()[NAME] == ["ledger"]
     ledger = (REPO / "services" / "ledger" / "src" / "routes.rs").read_text()
     assert NAME in rust_list(ledger, "READERS")
     assert NAME not in rust_list(ledger, "CALLERS"), "statements only reads the ledger"
     base = yaml.safe_load((CHART / "values.yaml").read_text())["services"]
-    for caller, svc in base.items():
-        targets = set(((svc or {}).get("serviceUrls") or {}).values())
-        assert targets == calls.get(caller, set()), caller
     assert set(base["ledger"]["allowedCallers"]) == rust_list(ledger, "READERS")
 
 
