@@ -70,11 +70,17 @@ impl MariaDb {
         // container running as uid 1000) it runs as that user, and `--user` would make
         // mariadb-install-db try, and fail, to chown the data folder.
         let user = if running_as_root() { "--user=root" } else { "" };
+        // A temporary folder of its own: servers sharing /tmp (one per test process, started at
+        // once) removed each other's temporary tables during install ("Unknown table
+        // 'mysql.tmp_user_sys'"). install-db hands options it does not know to the server.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         let out = Command::new(&install_db)
             .arg("--no-defaults")
             .args(Some(user).filter(|u| !u.is_empty()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .output()
             .expect("run mariadb-install-db");
         assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -82,11 +88,12 @@ impl MariaDb {
         let port = free_port();
         let socket = dir.join("sock");
         let server = format!(
-            "{} --no-defaults --datadir={} --port={port} --bind-address=127.0.0.1 --socket={} {user} \
+            "{} --no-defaults --datadir={} --tmpdir={} --port={port} --bind-address=127.0.0.1 --socket={} {user} \
              --pid-file={} --log-error={} --skip-name-resolve --skip-log-bin \
              --innodb-buffer-pool-size=128M --innodb-flush-log-at-trx-commit=1 --max-connections=500",
             mariadbd.display(),
             data.display(),
+            tmp.display(),
             socket.display(),
             dir.join("mariadbd.pid").display(),
             dir.join("error.log").display(),
