@@ -44,8 +44,15 @@ impl Lease {
                     if take(&mut *conn, &name, &owner, expires, now).await? {
                         return Ok(true);
                     }
-                    // The first use of a name: its row, free, then the same update. A row made
-                    // meanwhile by another holder is fine (the update decides).
+                    // Held by another, or the first use of the name: then its row, free, and the
+                    // same update (a row made meanwhile by another holder: that one goes first).
+                    let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_lease WHERE name = ?")
+                        .bind(name.clone())
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if exists > 0 {
+                        return Ok(false);
+                    }
                     let made = sqlx::query("INSERT INTO outbox_lease (name, owner, expires_at_ms) VALUES (?, '', 0)")
                         .bind(name.clone())
                         .execute(&mut *conn)
