@@ -181,6 +181,41 @@ async fn two_services_exchange_events_through_the_outbox_in_key_order() {
     consumer_bus.closed().await;
 }
 
+/// The environment variable that makes [`dying_consumer_process`] the consumer process of the
+/// crash test (its value: what it needs, as JSON). Unset: that function does nothing.
+const DYING_CONSUMER: &str = "PUBSUB_TEST_DYING_CONSUMER";
+
+/// Not a test of its own: this test binary, started again by the crash test below for this one
+/// function, is the consumer process that dies. It subscribes, publishes two events, commits the
+/// effect of the first and never acks it (its handler hangs), acks the second, and waits to be
+/// killed. Run with the rest of the suite it returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dying_consumer_process() {
+    let Ok(spec) = std::env::var(DYING_CONSUMER) else {
+        return;
+    };
+    let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    let text = |key: &str| spec[key].as_str().unwrap().to_owned();
+    let config = PubSubConfig { ordering: false, ..PubSubConfig::emulator(text("project"), text("endpoint")) };
+    let db = Db::connect(&text("database"), PoolLimits::default()).await.unwrap();
+    let victim: EventEnvelope = serde_json::from_value(spec["victim"].clone()).unwrap();
+    let (bus, _never_stopped) = bus_with(config).await;
+    let dying = Arc::new(Consumer { hang_after_commit: Some(victim.id.clone()), ..Consumer::new(&db) });
+    bus.subscribe(subscription("billing.orders.events"), dying).await.unwrap();
+    bus.publish(TOPIC, &[victim, event("order-2", 0)]).await.unwrap();
+    std::future::pending::<()>().await;
+}
+
+/// Kills the child process when dropped (also when the test fails before it does).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_process_that_dies_before_its_ack_gets_the_event_again_with_no_second_effect() {
     let emulator = PubSubEmulator::shared();
@@ -189,30 +224,25 @@ async fn a_consumer_process_that_dies_before_its_ack_gets_the_event_again_with_n
     let dir = tempfile::tempdir().unwrap();
     let db = database(&dir, "billing").await;
     let victim = event("order-1", 0);
-    // The first consumer runs on a runtime of its own, which is then torn down with everything on
-    // it (the stream, its lease extensions, its connections): a process that died after committing
-    // the effect of `victim` and before acking it. Its other event was acked.
-    let crash = {
-        let (config, url, victim) = (config.clone(), db_url(&dir, "billing"), victim.clone());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-            runtime.block_on(async {
-                let db = Db::connect(&url, PoolLimits::default()).await.unwrap();
-                let (first, _never_stopped) = bus_with(config).await;
-                let dying = Arc::new(Consumer { hang_after_commit: Some(victim.id.clone()), ..Consumer::new(&db) });
-                first.subscribe(subscription("billing.orders.events"), dying).await.unwrap();
-                first.publish(TOPIC, &[victim, event("order-2", 0)]).await.unwrap();
-                wait_for("the effects of the first deliveries", Duration::from_secs(30), async || {
-                    count(&db, "SELECT COUNT(*) FROM effects").await == 2
-                })
-                .await;
-                tokio::time::sleep(Duration::from_millis(300)).await; // the ack of the other one
-                std::mem::forget(first);
-            });
-            runtime.shutdown_background();
-        })
-    };
-    crash.join().unwrap();
+    // The first consumer is a process of its own, killed (SIGKILL) after committing the effect of
+    // `victim` and before acking it; its other event was acked. The kernel closes its streams.
+    let spec = serde_json::json!({
+        "project": config.project, "endpoint": config.emulator, "database": db_url(&dir, "billing"), "victim": victim,
+    });
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "dying_consumer_process", "--quiet"])
+        .env(DYING_CONSUMER, spec.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    wait_for("the effects of the first deliveries", Duration::from_secs(60), async || {
+        count(&db, "SELECT COUNT(*) FROM effects").await == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // the ack of the other one
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
 
     let (second, second_stop) = bus_with(config).await;
     let survivor = Arc::new(Consumer::new(&db));
