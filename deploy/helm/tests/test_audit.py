@@ -3,7 +3,8 @@ called by no service and calling none (it only fetches identity's keys to verify
 tokens), no secret at identity, and several replicas (appends serialize in the database)."""
 
 from conftest import env_values, full, manifest, services, single_replica
-from test_risk import GATEWAY, admitted_services, config, ingress_peers, peer, reaches, secret_keys
+from test_risk import (GATEWAY, admitted_services, assert_runs_several_replicas, called_services, config,
+                       ingress_peers, peer, reaches, secret_keys)
 
 
 def test_audit_is_internal_with_its_database(env):
@@ -35,18 +36,11 @@ def test_audit_calls_no_service(env):
     """Its only URL is identity's, for the keys that verify operators' tokens."""
     data = config(env, "audit")
     assert {k for k in data if k.endswith("_URL")} == {"FINTECH_AUTH__IDENTITY_URL"}
-    egress = manifest(env).one("NetworkPolicy", full("audit"))["spec"]["egress"]
-    callees = {p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for r in egress for p in r["to"]
-               if "podSelector" in p and "namespaceSelector" not in p}
-    assert callees == {"identity"}
+    assert called_services(env, "audit") == {"identity"}
     assert "FINTECH_AUTH__SERVICE_SECRET" not in secret_keys(env, "audit")
     assert "FINTECH_IDENTITY__SERVICE_SECRETS__AUDIT" not in secret_keys(env, "identity")
 
 
 def test_audit_runs_several_replicas(env):
-    m = manifest(env)
     assert not single_replica(env, "audit")
-    assert m.find("PersistentVolumeClaim", full("audit")) is None
-    hpa = m.one("HorizontalPodAutoscaler", full("audit"))
-    assert hpa["spec"]["maxReplicas"] > 1
-    assert m.one("Deployment", full("audit"))["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert_runs_several_replicas(env, "audit")

@@ -17,7 +17,8 @@ import yaml
 from conftest import SMTP_URL, VONAGE_SIGNATURE_SECRET, env_values, full, manifest, services
 from render import CHART, HELM_DIR, render
 from test_failures import fails
-from test_risk import GATEWAY, admitted_services, config, ingress_peers, reaches, secret_keys
+from test_risk import (GATEWAY, admitted_services, assert_runs_several_replicas, called_services, config,
+                       ingress_peers, reaches, secret_keys)
 
 NAME = "notifications"
 REPO = HELM_DIR.parent.parent
@@ -126,20 +127,14 @@ def test_no_service_calls_it_and_it_calls_none(env):
         if name != NAME:
             assert not reaches(env, name, NAME), f"{name} reaches notifications"
     assert {k for k in config(env, NAME) if k.endswith("_URL")} == {"FINTECH_AUTH__IDENTITY_URL"}
-    egress = manifest(env).one("NetworkPolicy", full(NAME))["spec"]["egress"]
-    callees = {p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for r in egress for p in r["to"]
-               if "podSelector" in p and "namespaceSelector" not in p}
-    assert callees == {"identity"}
+    assert called_services(env, NAME) == {"identity"}
     assert "FINTECH_AUTH__SERVICE_SECRET" not in secret_keys(env, NAME)
     assert "FINTECH_IDENTITY__SERVICE_SECRETS__NOTIFICATIONS" not in secret_keys(env, "identity")
 
 
 def test_runs_several_replicas(env):
-    m = manifest(env)
-    assert m.find("PersistentVolumeClaim", full(NAME)) is None
-    assert m.one("HorizontalPodAutoscaler", full(NAME))["spec"]["maxReplicas"] > 1
-    assert m.one("Deployment", full(NAME))["spec"]["strategy"]["type"] == "RollingUpdate"
-    assert m.one("PodDisruptionBudget", full(NAME))
+    assert_runs_several_replicas(env, NAME)
+    assert manifest(env).one("PodDisruptionBudget", full(NAME))
 
 
 def test_its_limits_in_redis_where_the_release_has_one(env):

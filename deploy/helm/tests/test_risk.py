@@ -35,6 +35,22 @@ def admitted_services(env, service):
             if "namespaceSelector" not in p and "app.kubernetes.io/component" in p["podSelector"]["matchLabels"]}
 
 
+def called_services(env, service):
+    """The services of the release this one's pods may reach (its egress peers chosen by pod, not the
+    ones chosen by namespace)."""
+    egress = manifest(env).one("NetworkPolicy", full(service))["spec"]["egress"]
+    return {p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for r in egress for p in r["to"]
+            if "podSelector" in p and "namespaceSelector" not in p}
+
+
+def assert_runs_several_replicas(env, service):
+    """No disk of its own, an autoscaler that may add replicas, rolling updates."""
+    m = manifest(env)
+    assert m.find("PersistentVolumeClaim", full(service)) is None
+    assert m.one("HorizontalPodAutoscaler", full(service))["spec"]["maxReplicas"] > 1
+    assert m.one("Deployment", full(service))["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
 def reaches(env, caller, callee):
     egress = manifest(env).one("NetworkPolicy", full(caller))["spec"]["egress"]
     return any(r["to"] == [peer(callee)] and r["ports"] == HTTP for r in egress)
@@ -104,12 +120,8 @@ def test_its_rules_in_redis_where_the_release_has_one(env):
 
 
 def test_risk_runs_several_replicas(env):
-    m = manifest(env)
     assert not single_replica(env, "risk")
-    assert m.find("PersistentVolumeClaim", full("risk")) is None
-    hpa = m.one("HorizontalPodAutoscaler", full("risk"))
-    assert hpa["spec"]["maxReplicas"] > 1
-    assert m.one("Deployment", full("risk"))["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert_runs_several_replicas(env, "risk")
 
 
 def test_payments_needs_risk_to_admit_it():

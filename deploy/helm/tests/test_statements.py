@@ -11,7 +11,8 @@ import yaml
 from conftest import env_values, full, manifest, services
 from render import CHART, HELM_DIR
 from test_failures import fails
-from test_risk import GATEWAY, admitted_services, config, ingress_peers, reaches, secret_keys
+from test_risk import (GATEWAY, admitted_services, assert_runs_several_replicas, called_services, config,
+                       ingress_peers, reaches, secret_keys)
 from test_service_calls import service_calls
 from test_webhooks import catalog, code_topics, egress_of, public_rules
 
@@ -102,9 +103,7 @@ def test_nothing_calls_it_and_it_calls_the_ledger_only(env):
         if name != NAME:
             assert not reaches(env, name, NAME), f"{name} reaches statements"
     assert {k for k in config(env, NAME) if k.endswith("_URL")} == {"FINTECH_AUTH__IDENTITY_URL", LEDGER_URL}
-    callees = {p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for r in egress_of(env, NAME)
-               for p in r["to"] if "podSelector" in p and "namespaceSelector" not in p}
-    assert callees == {"identity", "ledger"}
+    assert called_services(env, NAME) == {"identity", "ledger"}
     assert public_rules(egress_of(env, NAME)) == [], "Cloud Storage is a Google API, not the internet"
 
 
@@ -117,10 +116,7 @@ def test_its_settings_keep_the_codes_defaults(env):
 
 
 def test_runs_several_replicas(env):
-    m = manifest(env)
-    assert m.find("PersistentVolumeClaim", full(NAME)) is None
-    assert m.one("HorizontalPodAutoscaler", full(NAME))["spec"]["maxReplicas"] > 1
-    assert m.one("Deployment", full(NAME))["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert_runs_several_replicas(env, NAME)
 
 
 def test_statements_needs_the_ledger_to_admit_it():

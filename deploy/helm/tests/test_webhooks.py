@@ -16,7 +16,8 @@ import yaml
 from conftest import base_values, env_values, full, manifest, services
 from render import ENVIRONMENTS, HELM_DIR, template, values_file
 from test_failures import fails
-from test_risk import GATEWAY, admitted_services, config, ingress_peers, reaches, secret_keys
+from test_risk import (GATEWAY, admitted_services, assert_runs_several_replicas, called_services, config,
+                       ingress_peers, reaches, secret_keys)
 
 NAME = "webhooks"
 REPO = HELM_DIR.parent.parent
@@ -90,18 +91,13 @@ def test_no_service_calls_it_and_it_calls_none(env):
         if name != NAME:
             assert not reaches(env, name, NAME), f"{name} reaches webhooks"
     assert {k for k in config(env, NAME) if k.endswith("_URL")} == {"FINTECH_AUTH__IDENTITY_URL"}
-    callees = {p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for r in egress_of(env)
-               for p in r["to"] if "podSelector" in p and "namespaceSelector" not in p}
-    assert callees == {"identity"}
+    assert called_services(env, NAME) == {"identity"}
     assert "FINTECH_IDENTITY__SERVICE_SECRETS__WEBHOOKS" not in secret_keys(env, "identity")
 
 
 def test_runs_several_replicas(env):
     """Every replica runs the dispatcher; deliveries are claimed in the database first."""
-    m = manifest(env)
-    assert m.find("PersistentVolumeClaim", full(NAME)) is None
-    assert m.one("HorizontalPodAutoscaler", full(NAME))["spec"]["maxReplicas"] > 1
-    assert m.one("Deployment", full(NAME))["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert_runs_several_replicas(env, NAME)
 
 
 # --- Egress to merchants' endpoints ---------------------------------------------------------------
