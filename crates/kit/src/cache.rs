@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ratelimit::{REDIS_TIMEOUT, RedisStore, WarnEvery};
+use crate::ratelimit::{RedisStore, WarnEvery, within_timeout};
 
 /// A value and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,17 +72,7 @@ impl SharedCache {
     }
 
     async fn within<T>(&self, what: &str, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
-        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-            Ok(Ok(answer)) => Some(answer),
-            Ok(Err(e)) => {
-                self.warn(what, &e);
-                None
-            }
-            Err(elapsed) => {
-                self.warn(what, &elapsed);
-                None
-            }
-        }
+        within_timeout(call).await.map_err(|e| self.warn(what, &e)).ok()
     }
 
     /// The entry under `key`; `None` when there is none, no Redis, Redis failed, or the entry

@@ -150,6 +150,41 @@ impl std::fmt::Debug for RedisStore {
 /// before the other users of [`RedisStore`] give up on an answer).
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// A Redis call that failed, or did not answer within [`REDIS_TIMEOUT`].
+#[derive(Debug)]
+pub enum RedisCallError {
+    Failed(redis::RedisError),
+    TimedOut,
+}
+
+impl std::fmt::Display for RedisCallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisCallError::Failed(e) => e.fmt(f),
+            RedisCallError::TimedOut => write!(f, "Redis did not answer within {} ms", REDIS_TIMEOUT.as_millis()),
+        }
+    }
+}
+
+impl std::error::Error for RedisCallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RedisCallError::Failed(e) => Some(e),
+            RedisCallError::TimedOut => None,
+        }
+    }
+}
+
+/// Runs one Redis call, giving up after [`REDIS_TIMEOUT`]: what every user of [`RedisStore`]
+/// does, each deciding what a failure means (limits fall back to memory, a cache misses, codes
+/// are unavailable).
+pub async fn within_timeout<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, RedisCallError> {
+    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+        Ok(answer) => answer.map_err(RedisCallError::Failed),
+        Err(_) => Err(RedisCallError::TimedOut),
+    }
+}
+
 impl RedisStore {
     /// `suffix` under this deployment's key prefix (`redis.key_prefix`).
     pub fn key(&self, suffix: &str) -> String {
@@ -306,16 +341,11 @@ impl Limiter {
         let mut conn = store.conn.clone();
         let mut invocation = script.key(self.redis_key(&store.prefix, key));
         invocation.arg(u64::from(rule.capacity) * MILLI).arg(every_ms).arg(op_name);
-        let call = invocation.invoke_async::<u64>(&mut conn);
-        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-            Ok(Ok(0)) => Some(Ok(())),
-            Ok(Ok(wait_ms)) => Some(Err(RetryAfter(Duration::from_millis(wait_ms)))),
-            Ok(Err(e)) => {
+        match within_timeout(invocation.invoke_async::<u64>(&mut conn)).await {
+            Ok(0) => Some(Ok(())),
+            Ok(wait_ms) => Some(Err(RetryAfter(Duration::from_millis(wait_ms)))),
+            Err(e) => {
                 self.warn(&e);
-                None
-            }
-            Err(elapsed) => {
-                self.warn(&elapsed);
                 None
             }
         }
@@ -351,11 +381,8 @@ impl Limiter {
             let mut conn = store.conn.clone();
             let mut cmd = redis::cmd("DEL");
             cmd.arg(self.redis_key(&store.prefix, key));
-            let del = cmd.query_async::<i64>(&mut conn);
-            match tokio::time::timeout(REDIS_TIMEOUT, del).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => self.warn(&e),
-                Err(e) => self.warn(&e),
+            if let Err(e) = within_timeout(cmd.query_async::<i64>(&mut conn)).await {
+                self.warn(&e);
             }
         }
     }

@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 
 use fintech_db::Db;
-use fintech_kit::ratelimit::{REDIS_TIMEOUT, RedisStore};
+use fintech_kit::ratelimit::{RedisStore, within_timeout};
 
 use crate::error::IdentityError;
 use crate::sms::{KEEP_EXPIRED_SECS, MAX_CODE_ATTEMPTS};
@@ -94,24 +94,13 @@ return 0
 static FAILED: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
 static SPEND: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
 
-/// Runs one Redis call within [`REDIS_TIMEOUT`]; a failure is logged (never the key: it names a
+/// Runs one Redis call within the kit's timeout; a failure is logged (never the key: it names a
 /// user or a challenge) and answered 503 `codes_unavailable`.
 async fn within<T>(what: &'static str, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, IdentityError> {
-    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, what, "Redis failed: one-time codes are unavailable");
-            Err(IdentityError::CodesUnavailable)
-        }
-        Err(_) => {
-            tracing::error!(
-                what,
-                timeout_ms = REDIS_TIMEOUT.as_millis(),
-                "Redis did not answer in time: one-time codes are unavailable"
-            );
-            Err(IdentityError::CodesUnavailable)
-        }
-    }
+    within_timeout(call).await.map_err(|e| {
+        tracing::error!(error = %e, what, "Redis failed: one-time codes are unavailable");
+        IdentityError::CodesUnavailable
+    })
 }
 
 fn from_hash(fields: &HashMap<String, String>) -> Option<SmsCode> {
