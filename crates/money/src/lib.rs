@@ -222,17 +222,25 @@ impl Money {
     }
 }
 
-impl fmt::Display for Money {
-    /// "12.34 USD", "-0.05 EUR", "100 JPY": exact, from integer arithmetic.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Money {
+    /// The amount alone, in major units: "12.34", "-0.05", "100" (exact, from integer
+    /// arithmetic; no currency code).
+    pub fn decimal(&self) -> String {
         let exp = u32::from(self.currency.exponent);
         let sign = if self.amount_minor < 0 { "-" } else { "" };
         let abs = self.amount_minor.unsigned_abs();
         if exp == 0 {
-            return write!(f, "{sign}{abs} {}", self.currency);
+            return format!("{sign}{abs}");
         }
         let scale = 10u64.pow(exp);
-        write!(f, "{sign}{}.{:0width$} {}", abs / scale, abs % scale, self.currency, width = exp as usize)
+        format!("{sign}{}.{:0width$}", abs / scale, abs % scale, width = exp as usize)
+    }
+}
+
+impl fmt::Display for Money {
+    /// "12.34 USD", "-0.05 EUR", "100 JPY": [`Money::decimal`] and the currency code.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.decimal(), self.currency)
     }
 }
 
@@ -294,6 +302,7 @@ mod tests {
         assert_eq!(Money::new(i64::MIN, usd()).to_string(), "-92233720368547758.08 USD");
         let jpy: Currency = "JPY".parse().expect("JPY is listed");
         assert_eq!(Money::new(100, jpy).to_string(), "100 JPY");
+        assert_eq!((Money::new(-5, usd()).decimal(), Money::new(100, jpy).decimal()), ("-0.05".into(), "100".into()));
     }
 
     #[test]

@@ -108,8 +108,9 @@ pub async fn build(ledger: &dyn LedgerClient, account_id: &str, month: Month) ->
             if p.created_at.as_str() >= end.as_str() {
                 balance -= signed(&p);
             } else if p.created_at.as_str() >= start.as_str() {
-                newest_first.push(Line { balance_after_minor: balance, posting: p.clone() });
+                let after = balance;
                 balance -= signed(&p);
+                newest_first.push(Line { balance_after_minor: after, posting: p });
             } else {
                 break 'pages;
             }
@@ -137,10 +138,7 @@ pub async fn build(ledger: &dyn LedgerClient, account_id: &str, month: Month) ->
 /// `1234.56` from minor units in `currency` (the raw integer if the currency is unknown).
 pub fn decimal(minor: i64, currency: &str) -> String {
     match currency.parse::<Currency>() {
-        Ok(c) => {
-            let shown = Money::new(minor, c).to_string();
-            shown.rsplit_once(' ').map_or(shown.clone(), |(n, _)| n.to_owned())
-        }
+        Ok(c) => Money::new(minor, c).decimal(),
         Err(_) => minor.to_string(),
     }
 }
