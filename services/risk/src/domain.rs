@@ -161,15 +161,19 @@ impl Risk {
             && shared.value.validate().is_ok()
         {
             let set = RuleSet { version: shared.version, rules: shared.value };
-            *self.cache.write().await =
-                Some(Cached { version: set.version, rules: Arc::new(set.rules.clone()), loaded: Instant::now() });
+            self.keep(&set).await;
             return Ok(set);
         }
         let set = self.rules_from_database().await?;
         self.shared.offer(RULES_KEY, set.version, &set.rules).await;
+        self.keep(&set).await;
+        Ok(set)
+    }
+
+    /// Makes `set` this replica's copy, fresh from now.
+    async fn keep(&self, set: &RuleSet) {
         *self.cache.write().await =
             Some(Cached { version: set.version, rules: Arc::new(set.rules.clone()), loaded: Instant::now() });
-        Ok(set)
     }
 
     async fn rules_from_database(&self) -> Result<RuleSet, RiskError> {
@@ -221,9 +225,10 @@ impl Risk {
             // The other replicas may serve the earlier version until Redis lets it expire.
             tracing::warn!(version, "the new risk rules could not be shared through Redis");
         }
-        *self.cache.write().await = Some(Cached { version, rules: Arc::new(rules.clone()), loaded: Instant::now() });
+        let set = RuleSet { version, rules };
+        self.keep(&set).await;
         tracing::info!(target: "security", event = "risk_rules_changed", version, by = %by, "risk rules changed");
-        Ok(RuleSet { version, rules })
+        Ok(set)
     }
 
     async fn find(&self, id: &str) -> Result<Option<(Assessment, Option<String>)>, RiskError> {
