@@ -25,6 +25,23 @@ pub fn http_client() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
+/// A stored file as a download: its `Content-Type` and `Content-Disposition: attachment;
+/// filename="…"` (each left out when not a valid header value) and `X-Content-Type-Options:
+/// nosniff`, so that a browser saves it rather than running it.
+pub fn attachment(body: impl Into<axum::body::Body>, content_type: &str, file_name: &str) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = axum::response::Response::new(body.into());
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
 /// Makes ring rustls's process-wide crypto provider (a no-op when one already is).
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -1,7 +1,7 @@
 //! HTTP routes of contact-us, relative to `/api/contact-us`.
 
 use axum::Router;
-use axum::body::Body;
+
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -388,14 +388,5 @@ pub async fn download_attachment(
     let request = find(&state, &id).await?;
     let attachment = request.attachment.ok_or(ContactError::NotFound)?;
     let object = state.ctx.store.get(&ObjectKey::parse(&attachment.object_key)?).await?;
-    let mut response = Response::new(Body::from(object.bytes));
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&attachment.content_type) {
-        headers.insert(header::CONTENT_TYPE, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", attachment.file_name)) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    Ok(response)
+    Ok(fintech_http::attachment(object.bytes, &attachment.content_type, &attachment.file_name))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use fintech_auth::{Caller, Role};
@@ -162,16 +162,6 @@ pub async fn download(
     }
     let s = readable_statement(&state, &caller, &id).await?;
     let object = state.statements.store.get(&object_key(&s.id, &format)?).await?;
-    let mut response = object.bytes.into_response();
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&object.content_type) {
-        headers.insert(header::CONTENT_TYPE, v);
-    }
-    let name =
-        format!("attachment; filename=\"statement-{}-{}.{format}\"", s.account_id.replace([':', '"'], "-"), s.month);
-    if let Ok(v) = HeaderValue::from_str(&name) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    Ok(response)
+    let name = format!("statement-{}-{}.{format}", s.account_id.replace([':', '"'], "-"), s.month);
+    Ok(fintech_http::attachment(object.bytes, &object.content_type, &name))
 }
