@@ -143,10 +143,13 @@ up() {
   local db_port db_password
   db_port=$(free_port)
   db_password=$(openssl rand -hex 16)
+  # A temporary folder of its own, as the tests' servers have: servers sharing /tmp can remove
+  # each other's temporary tables.
+  mkdir -p "$STACK/tmp"
   mariadb-install-db --no-defaults $root_user --auth-root-authentication-method=normal --skip-test-db \
-    --datadir="$STACK/mariadb" >"$STACK/logs/mariadb-install.log" 2>&1 || die "mariadb-install-db failed: $STACK/logs/mariadb-install.log"
+    --datadir="$STACK/mariadb" --tmpdir="$STACK/tmp" >"$STACK/logs/mariadb-install.log" 2>&1 || die "mariadb-install-db failed: $STACK/logs/mariadb-install.log"
   start mariadb "$(command -v mariadbd || echo /usr/sbin/mariadbd)" --no-defaults --datadir="$STACK/mariadb" \
-    --port="$db_port" --bind-address=127.0.0.1 --socket="$STACK/mariadb.sock" $root_user \
+    --tmpdir="$STACK/tmp" --port="$db_port" --bind-address=127.0.0.1 --socket="$STACK/mariadb.sock" $root_user \
     --skip-name-resolve --skip-log-bin --innodb-buffer-pool-size=128M --max-connections=500
   wait_for mariadb 60 port_open "$db_port"
   mariadb --no-defaults --protocol=socket -uroot --socket="$STACK/mariadb.sock" -e \
